@@ -1,0 +1,54 @@
+"""Console output on stderr: messages, warnings, progress bars and tables (SPEC §2)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+stderr = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Verbosity:
+    verbose: bool = False
+    quiet: bool = False
+
+
+STATE = Verbosity()
+
+
+def configure(verbose: bool = False, quiet: bool = False) -> None:
+    """Apply ``-v``/``-q``; a flag given to the group stays on for the command."""
+    STATE.verbose = STATE.verbose or verbose
+    STATE.quiet = STATE.quiet or quiet
+
+
+def info(message: str) -> None:
+    if not STATE.quiet:
+        stderr.print(message)
+
+
+def warn(message: str) -> None:
+    if not STATE.quiet:
+        stderr.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def error(message: str) -> None:
+    stderr.print(f"[red]error:[/red] {message}", soft_wrap=True, markup=True)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr, shown only on a terminal and without ``--quiet``."""
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=stderr, transient=True,
+        disable=STATE.quiet or not stderr.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda _item: bar.advance(task)

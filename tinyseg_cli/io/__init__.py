@@ -1,0 +1,1 @@
+"""File formats: tables, rasters, palettes, class maps. Nothing outside this package opens files."""

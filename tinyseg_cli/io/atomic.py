@@ -1,0 +1,59 @@
+"""Outputs written atomically: a temporary file beside the target, renamed into place (SPEC §2)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tinyseg_cli.errors import TinysegError
+
+STDIO = "-"
+
+
+def check_output(path: str | Path, force: bool) -> None:
+    """Fail before any work when ``path`` exists and ``force`` is off, or cannot be written."""
+    if str(path) == STDIO:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise TinysegError(f"{target}: is a directory, expected a file path for the output")
+    if target.exists() and not force:
+        raise TinysegError(f"{target}: already exists (pass --force to overwrite)")
+    parent = target.parent
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise TinysegError(f"{parent}: directory is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; rename it onto ``path`` on success.
+
+    On any exception, Ctrl-C included, the temporary file is removed and ``path`` is
+    untouched, so no half-written output is ever left behind.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, or to stdout when ``path`` is ``-``."""
+    if str(path) == STDIO:
+        import sys
+
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)

@@ -1,0 +1,162 @@
+"""Label and probability maps from TIFF, PNG and NPY files, decoded in blocks of rows.
+
+A :class:`LabelMap` holds the raw array (memory-mapped where the format allows: NPY and
+uncompressed TIFF) and turns any block of rows into class labels on demand, so large maps
+are never converted whole (SPEC §4.7: memory bounded per row block).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.palette import Palette, UnknownColour
+
+RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".npy"})
+Role = Literal["truth", "prediction"]
+Roi = tuple[int, int, int, int]  # y0, x0, y1, x1
+
+
+def read_raster(path: Path) -> np.ndarray:
+    """The raw array of a TIFF, PNG or NPY file; memory-mapped when possible."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise TinysegError(f"{path}: no such file")
+    try:
+        if suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            try:
+                return tifffile.memmap(path, mode="r")
+            except ValueError:  # compressed or not contiguous: decode
+                return tifffile.imread(path)
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                if image.format != "PNG":
+                    raise ValueError(f"content is {image.format}, not PNG")
+                array = np.asarray(image)
+            return array.view(np.uint8) if array.dtype == bool else array
+    except TinysegError:
+        raise
+    except Exception as error:  # each library raises its own types for corrupt files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from None
+    raise TinysegError(f"{path}: unsupported format {suffix!r} (expected TIFF, PNG or NPY)")
+
+
+@dataclass
+class LabelMap:
+    """Class labels of one map, produced block by block from its raw array."""
+
+    path: Path
+    raw: np.ndarray
+    kind: Literal["labels", "palette", "scaled", "probability", "channels"]
+    full_shape: tuple[int, int]
+    roi: Roi | None = None
+    palette: Palette | None = None
+    threshold: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        if self.roi is None:
+            return self.full_shape
+        y0, x0, y1, x1 = self.roi
+        return (y1 - y0, x1 - x0)
+
+    def _window(self, start: int, stop: int) -> tuple[slice, slice]:
+        y0, x0 = (self.roi[0], self.roi[1]) if self.roi else (0, 0)
+        x1 = self.roi[3] if self.roi else self.full_shape[1]
+        return slice(y0 + start, y0 + stop), slice(x0, x1)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Labels of rows ``start:stop`` (ROI coordinates) as a 2D integer array."""
+        rows, cols = self._window(start, stop)
+        if self.kind == "labels":
+            block = self.raw[rows, cols]
+            return block.reshape(block.shape[:2])
+        if self.kind == "palette":
+            block = self.raw[rows, cols]
+            try:
+                return self.palette.apply(block)  # type: ignore[union-attr]
+            except UnknownColour as error:
+                y, x = divmod(error.flat_index, block.shape[1])
+                raise TinysegError(
+                    f"{self.path}: colour {error.colour} at pixel (y={rows.start + y}, "
+                    f"x={cols.start + x}) is not in the palette"
+                ) from None
+        if self.kind == "channels":
+            block = np.asarray(self.raw[:, rows, cols])
+            self._check_finite(block, rows.start, cols.start)
+            if block.shape[0] == 2 and self.threshold is not None:
+                return (block[1] >= self.threshold).view(np.uint8)
+            return np.argmax(block, axis=0).astype(np.uint8 if block.shape[0] <= 256 else np.uint16)
+        block = np.asarray(self.raw[rows, cols])
+        if self.kind == "scaled":
+            limit = np.iinfo(block.dtype).max
+            return (block >= self.threshold * limit).view(np.uint8)  # type: ignore[operator]
+        self._check_finite(block, rows.start, cols.start)
+        return (block >= self.threshold).view(np.uint8)  # type: ignore[operator]
+
+    def _check_finite(self, block: np.ndarray, y0: int, x0: int) -> None:
+        bad = ~np.isfinite(block)
+        if bad.any():
+            index = np.unravel_index(int(np.argmax(bad)), block.shape)
+            y, x = index[-2:]
+            raise TinysegError(f"{self.path}: NaN or Inf probability at pixel (y={y0 + y}, x={x0 + x})")
+
+
+def open_label_map(
+    path: Path,
+    role: Role,
+    *,
+    palette: Palette | None = None,
+    threshold: float | None = None,
+) -> LabelMap:
+    """Open ``path`` and decide how its values become labels.
+
+    Integer maps are labels (through ``palette`` when one is given). For predictions,
+    floating-point maps are probabilities: ``H×W`` is thresholded (``threshold``, default
+    0.5) and ``C×H×W`` is reduced by argmax (``C = 2`` with a threshold: channel 1 is
+    compared). With ``threshold``, integer predictions are probabilities scaled to their
+    type's full range (an 8-bit map compares ``value >= threshold × 255``).
+    """
+    raw = read_raster(path)
+    if raw.ndim == 3 and 1 in (raw.shape[0], raw.shape[-1]) and raw.dtype.kind in "uib":
+        raw = raw.reshape(raw.shape[1:] if raw.shape[0] == 1 else raw.shape[:2])
+    if raw.dtype == bool:
+        raw = raw.view(np.uint8)
+    integer = raw.dtype.kind in "ui"
+    if raw.ndim == 2 and integer:
+        if role == "prediction" and threshold is not None:
+            return LabelMap(path, raw, "scaled", raw.shape, threshold=threshold)
+        if palette is not None and palette.maps_grey:
+            return LabelMap(path, raw, "palette", raw.shape, palette=palette)
+        return LabelMap(path, raw, "labels", raw.shape)
+    if raw.ndim == 3 and integer and raw.shape[-1] in (3, 4):
+        if palette is None:
+            raise TinysegError(f"{path}: an RGB mask needs a palette (--palette palette.json)")
+        return LabelMap(path, raw, "palette", raw.shape[:2], palette=palette)
+    if raw.dtype.kind == "f" and role == "truth":
+        raise TinysegError(f"{path}: ground truth must hold integer class labels, found {raw.dtype}")
+    if raw.dtype.kind == "f" and raw.ndim == 2:
+        return LabelMap(path, raw, "probability", raw.shape, threshold=_or_half(threshold))
+    if raw.dtype.kind == "f" and raw.ndim == 3:
+        if raw.shape[0] == 1:
+            return LabelMap(path, raw[0], "probability", raw.shape[1:], threshold=_or_half(threshold))
+        return LabelMap(path, raw, "channels", raw.shape[1:], threshold=threshold)  # type: ignore[arg-type]
+    raise TinysegError(
+        f"{path}: cannot read a {role} map of shape {raw.shape} and type {raw.dtype} "
+        "(expected H×W labels, H×W×3 RGB, or H×W / C×H×W probabilities)"
+    )
+
+
+def _or_half(threshold: float | None) -> float:
+    return 0.5 if threshold is None else threshold

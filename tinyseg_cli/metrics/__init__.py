@@ -1,0 +1,1 @@
+"""Confusion counts and the metrics of SPEC §5, as pure functions over numpy arrays."""
