@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -16,6 +16,7 @@ stderr = Console(stderr=True, highlight=False)
 class Verbosity:
     verbose: bool = False
     quiet: bool = False
+    argv: list[str] = field(default_factory=lambda: ["tinyseg"])  # for provenance records
 
 
 STATE = Verbosity()
@@ -45,8 +46,12 @@ def error(message: str) -> None:
 def progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr, shown only on a terminal and without ``--quiet``."""
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=stderr, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
         disable=STATE.quiet or not stderr.is_terminal,
     )
     with bar:

@@ -18,6 +18,11 @@ from tinyseg_cli.errors import TinysegError
 class TinysegGroup(TyperGroup):
     """Turns library errors into one-line messages and exit status 1 (SPEC §2, §9)."""
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        arguments = list(sys.argv[1:] if args is None else args)
+        console.STATE.argv = ["tinyseg", *arguments]
+        return super().main(arguments, *rest, **kwargs)
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -62,8 +67,9 @@ def _print_version(value: bool) -> None:
 def main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,

@@ -31,19 +31,20 @@ IgnoreIndex = Annotated[
 Palette = Annotated[
     str | None,
     typer.Option(
-        "--palette", help="JSON mapping mask colours to class indices, for RGB masks.",
+        "--palette",
+        help="JSON mapping mask colours to class indices, for RGB masks.",
         metavar="FILE",
     ),
 ]
 Jobs = Annotated[
     int,
-    typer.Option("--jobs", "-j", help="Worker processes; 0 uses every core.", min=0,
-                 metavar="N"),
+    typer.Option("--jobs", "-j", help="Worker processes; 0 uses every core.", min=0, metavar="N"),
 ]
 Shard = Annotated[
     str | None,
     typer.Option(
-        "--shard", help="Process every N-th item starting at K (0-based), for job arrays.",
+        "--shard",
+        help="Process every N-th item starting at K (0-based), for job arrays.",
         metavar="K/N",
     ),
 ]
@@ -67,4 +68,3 @@ def single_stdout(**targets: str | bool | None) -> None:
     on_stdout = [name for name, value in targets.items() if value in ("-", True)]
     if len(on_stdout) > 1:
         raise typer.BadParameter(f"only one output can go to stdout, got {', '.join(on_stdout)}")
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +13,32 @@ from rich.table import Table
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
-    Classes, Force, IgnoreIndex, Jobs, Json, Output, Palette, Quiet, Shard, Verbose,
-    parse_shard, single_stdout,
+    Classes,
+    Force,
+    IgnoreIndex,
+    Jobs,
+    Json,
+    Output,
+    Palette,
+    Quiet,
+    Shard,
+    Verbose,
+    parse_shard,
+    single_stdout,
 )
-from tinyseg_cli.engine.counts import CountsSet, counts_from_matrices, counts_from_table, merge_counts
-from tinyseg_cli.engine.report import ScoreResult, result_counts_table, result_json, result_table, score_counts
+from tinyseg_cli.engine.counts import (
+    CountsSet,
+    counts_from_matrices,
+    counts_from_table,
+    merge_counts,
+)
+from tinyseg_cli.engine.report import (
+    ScoreResult,
+    result_counts_table,
+    result_json,
+    result_table,
+    score_counts,
+)
 from tinyseg_cli.engine.score import CountOptions, count_pairs, default_jobs, pair_maps, shard
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.atomic import check_output
@@ -38,66 +59,127 @@ Examples:
 """
 
 
-class Empty(str, Enum):
+class Empty(StrEnum):
     null = "null"
     zero = "0"
     one = "1"
 
 
-class MissingPolicy(str, Enum):
+class MissingPolicy(StrEnum):
     error = "error"
     skip = "skip"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("score", epilog=EXAMPLES, no_args_is_help=True,
-                short_help="Confusion counts and every metric of predictions vs truth.")(score)
+    app.command(
+        "score",
+        epilog=EXAMPLES,
+        no_args_is_help=True,
+        short_help="Confusion counts and every metric of predictions vs truth.",
+    )(score)
 
 
 def score(
-    tables: Annotated[list[str] | None, typer.Argument(
-        help="Counts tables to reduce (with --counts); '-' reads one from stdin.",
-        show_default=False, metavar="[TABLE]...")] = None,
-    truth: Annotated[str | None, typer.Option(
-        "--truth", help="Ground truth: a folder, glob, manifest (mask column) or one file.",
-        metavar="PATH")] = None,
-    pred: Annotated[str | None, typer.Option(
-        "--pred", help="Predictions: a folder, glob, manifest (prediction column) or one file.",
-        metavar="PATH")] = None,
-    counts: Annotated[bool, typer.Option(
-        "--counts", help="Reduce the counts tables given as arguments instead of reading maps.",
-    )] = False,
-    runs: Annotated[list[str] | None, typer.Option(
-        "--run", help="NAME=PATH, repeated: PATH is a predictions folder or a counts table; "
-        "each run is scored alone, then the mean and std across runs.", metavar="NAME=PATH",
-    )] = None,
-    split: Annotated[str | None, typer.Option(
-        "--split", help="With a split manifest as --truth: score only rows of this split.",
-    )] = None,
+    tables: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Counts tables to reduce (with --counts); '-' reads one from stdin.",
+            show_default=False,
+            metavar="[TABLE]...",
+        ),
+    ] = None,
+    truth: Annotated[
+        str | None,
+        typer.Option(
+            "--truth",
+            help="Ground truth: a folder, glob, manifest (mask column) or one file.",
+            metavar="PATH",
+        ),
+    ] = None,
+    pred: Annotated[
+        str | None,
+        typer.Option(
+            "--pred",
+            help="Predictions: a folder, glob, manifest (prediction column) or one file.",
+            metavar="PATH",
+        ),
+    ] = None,
+    counts: Annotated[
+        bool,
+        typer.Option(
+            "--counts",
+            help="Reduce the counts tables given as arguments instead of reading maps.",
+        ),
+    ] = False,
+    runs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--run",
+            help="NAME=PATH, repeated: PATH is a predictions folder or a counts table; "
+            "each run is scored alone, then the mean and std across runs.",
+            metavar="NAME=PATH",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="With a split manifest as --truth: score only rows of this split.",
+        ),
+    ] = None,
     classes: Classes = None,
     palette: Palette = None,
     ignore_index: IgnoreIndex = 255,
-    threshold: Annotated[float | None, typer.Option(
-        "--threshold", help="Binary probability maps: foreground where p >= T (floats as they "
-        "are, integer maps scaled to their type's range). Default 0.5 for float maps; C×H×W "
-        "maps use argmax.", metavar="T")] = None,
-    beta: Annotated[list[float] | None, typer.Option(
-        "--beta", help="Also report F-beta for this beta (repeatable); F1 and F2 are always "
-        "reported.", metavar="B")] = None,
-    include_background: Annotated[bool, typer.Option(
-        "--include-background", help="Average over every class, not only the foreground "
-        "(classes 1..K-1).")] = False,
-    per_sample: Annotated[bool, typer.Option(
-        "--per-sample", help="Also report the scores of each sample.")] = False,
-    empty: Annotated[Empty, typer.Option(
-        "--empty", help="Value of a 0/0 ratio; null ones are left out of macro means.",
-    )] = Empty.null,
-    missing: Annotated[MissingPolicy, typer.Option(
-        "--missing", help="A sample with only a truth or only a prediction: stop, or skip it.",
-    )] = MissingPolicy.error,
-    counts_out: Annotated[str | None, typer.Option(
-        "--counts-out", help="Write the per-sample confusion counts table here ('-': stdout).",
-        metavar="PATH")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Binary probability maps: foreground where p >= T (floats as they "
+            "are, integer maps scaled to their type's range). Default 0.5 for float maps; C×H×W "
+            "maps use argmax.",
+            metavar="T",
+        ),
+    ] = None,
+    beta: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--beta",
+            help="Also report F-beta for this beta (repeatable); F1 and F2 are always reported.",
+            metavar="B",
+        ),
+    ] = None,
+    include_background: Annotated[
+        bool,
+        typer.Option(
+            "--include-background",
+            help="Average over every class, not only the foreground (classes 1..K-1).",
+        ),
+    ] = False,
+    per_sample: Annotated[
+        bool, typer.Option("--per-sample", help="Also report the scores of each sample.")
+    ] = False,
+    empty: Annotated[
+        Empty,
+        typer.Option(
+            "--empty",
+            help="Value of a 0/0 ratio; null ones are left out of macro means.",
+        ),
+    ] = Empty.null,
+    missing: Annotated[
+        MissingPolicy,
+        typer.Option(
+            "--missing",
+            help="A sample with only a truth or only a prediction: stop, or skip it.",
+        ),
+    ] = MissingPolicy.error,
+    counts_out: Annotated[
+        str | None,
+        typer.Option(
+            "--counts-out",
+            help="Write the per-sample confusion counts table here ('-': stdout).",
+            metavar="PATH",
+        ),
+    ] = None,
     output: Output = None,
     json_: Json = False,
     jobs: Jobs = 0,
@@ -127,8 +209,13 @@ def score(
         threshold=threshold,
         palette=load_palette(palette) if palette else None,
     )
-    map_args = {"options": options, "missing": missing.value, "split": split,
-                "jobs": jobs or default_jobs(), "part": (shard_index, shard_count)}
+    map_args = {
+        "options": options,
+        "missing": missing.value,
+        "split": split,
+        "jobs": jobs or default_jobs(),
+        "part": (shard_index, shard_count),
+    }
     inputs: list[str] = []
     if counts:
         by_run, found_map = _read_counts_tables(tables or [])
@@ -152,14 +239,24 @@ def score(
     class_map = class_map or found_map
     n_classes = max([len(class_map) if class_map else 0, *(c.n_classes for c in by_run.values())])
     if class_map and n_classes > len(class_map):
-        raise TinysegError(f"counts hold {n_classes} classes but the class map names {len(class_map)}")
+        raise TinysegError(
+            f"counts hold {n_classes} classes but the class map names {len(class_map)}"
+        )
     class_map = class_map or ClassMap.numbered(n_classes)
     result = score_counts(
-        by_run, list(class_map.names), include_background=include_background,
-        betas=tuple(beta or ()), empty=empty.value, per_sample=per_sample,
+        by_run,
+        list(class_map.names),
+        include_background=include_background,
+        betas=tuple(beta or ()),
+        empty=empty.value,
+        per_sample=per_sample,
     )
-    metadata = {"provenance": provenance(inputs), "classes": class_map.to_metadata(),
-                "empty": empty.value, "ignore_index": ignore_index}
+    metadata = {
+        "provenance": provenance(inputs, console.STATE.argv),
+        "classes": class_map.to_metadata(),
+        "empty": empty.value,
+        "ignore_index": ignore_index,
+    }
     if counts_out is not None:
         write_table(result_counts_table(result), counts_out, metadata)
     if output is not None:
@@ -170,13 +267,16 @@ def score(
         _print_summary(result)
 
 
-def _check_modes(tables: list[str], truth: str | None, pred: str | None, counts: bool,
-                 runs: list[str]) -> None:
+def _check_modes(
+    tables: list[str], truth: str | None, pred: str | None, counts: bool, runs: list[str]
+) -> None:
     if counts:
         if not tables:
             raise typer.BadParameter("--counts needs at least one counts table ('-' for stdin)")
         if truth or pred or runs:
-            raise typer.BadParameter("--counts reduces tables; it takes no --truth, --pred or --run")
+            raise typer.BadParameter(
+                "--counts reduces tables; it takes no --truth, --pred or --run"
+            )
         return
     if tables:
         raise typer.BadParameter(
@@ -213,20 +313,29 @@ def _read_counts_tables(paths: list[str]) -> tuple[dict[str | None, CountsSet], 
         source = "<stdin>" if path == "-" else path
         for run, values in counts_from_table(table, source).items():
             gathered.setdefault(run, []).append(values)
-    return {run: merge_counts(sets, f"run {run}" if run else "counts")
-            for run, sets in gathered.items()}, class_map
+    return {
+        run: merge_counts(sets, f"run {run}" if run else "counts") for run, sets in gathered.items()
+    }, class_map
 
 
 def _count_maps(
-    truth: str | None, pred: str, *, options: CountOptions, missing: str, split: str | None,
-    jobs: int, part: tuple[int, int],
+    truth: str | None,
+    pred: str,
+    *,
+    options: CountOptions,
+    missing: str,
+    split: str | None,
+    jobs: int,
+    part: tuple[int, int],
 ) -> CountsSet:
     if truth is None:
         raise typer.BadParameter("--run with a predictions folder needs --truth")
+    single_files = all(Path(p).is_file() and not is_table_path(p) for p in (truth, pred))
     pairing = pair_maps(
         resolve_maps(truth, columns=("mask",), split=split),
         resolve_maps(pred, columns=("prediction", "mask")),
         missing,  # type: ignore[arg-type]
+        single_files,
     )
     for side, names in (("prediction", pairing.truth_only), ("ground truth", pairing.pred_only)):
         if names:
@@ -261,19 +370,26 @@ def _print_summary(result: ScoreResult) -> None:
             keys = [*(f"class.{n}.{metric}" for n in names), f"micro.{metric}", f"macro.{metric}"]
             table.add_row(metric, *(_fmt(mean[k]) for k in keys))
             table.add_row("  ± std", *(_fmt(std[k]) for k in keys), style="dim")
-        table.caption = (f"OA {_fmt(mean['oa'])} ± {_fmt(std['oa'])}   "
-                         f"mIoU {_fmt(mean['miou'])} ± {_fmt(std['miou'])}")
+        table.caption = (
+            f"OA {_fmt(mean['oa'])} ± {_fmt(std['oa'])}   "
+            f"mIoU {_fmt(mean['miou'])} ± {_fmt(std['miou'])}"
+        )
     else:
         summary = result.summaries[None]
         table.title = f"scores over {summary.n_samples} sample(s)"
         chosen = summary.averaged
         for count in ("tp", "fp", "fn"):
             values = summary.counts[count]
-            table.add_row(count.upper(), *(str(int(v)) for v in values),
-                          str(int(values[chosen].sum())), "")
+            table.add_row(
+                count.upper(), *(str(int(v)) for v in values), str(int(values[chosen].sum())), ""
+            )
         for metric in result.metrics:
-            table.add_row(metric, *(_fmt(v) for v in summary.per_class[metric]),
-                          _fmt(summary.micro[metric]), _fmt(summary.macro[metric]))
+            table.add_row(
+                metric,
+                *(_fmt(v) for v in summary.per_class[metric]),
+                _fmt(summary.micro[metric]),
+                _fmt(summary.macro[metric]),
+            )
         table.caption = f"OA {_fmt(summary.oa)}   mIoU {_fmt(summary.miou)}"
     table.caption += f"   0/0 -> {result.empty}"
     if len(averaged) < len(names):

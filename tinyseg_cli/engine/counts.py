@@ -51,7 +51,10 @@ class CountsSet:
             return np.concatenate([values, block], axis=1)
 
         return CountsSet(
-            self.sample_ids, pad(self.tp, 0), pad(self.fp, 0), pad(self.fn, 0),
+            self.sample_ids,
+            pad(self.tp, 0),
+            pad(self.fp, 0),
+            pad(self.fn, 0),
             pad(self.tn, pixels),
         )
 
@@ -111,7 +114,9 @@ def counts_from_table(table: pa.Table, source: str) -> dict[str | None, CountsSe
     out: dict[str | None, CountsSet] = {}
     for run in dict.fromkeys(runs):
         rows = np.flatnonzero(np.array([r == run for r in runs]))
-        out[run] = _one_run(table.take(pa.array(rows)), source if run is None else f"{source} run {run}")
+        out[run] = _one_run(
+            table.take(pa.array(rows)), source if run is None else f"{source} run {run}"
+        )
     return out
 
 
@@ -125,8 +130,9 @@ def _one_run(table: pa.Table, source: str) -> CountsSet:
         if (column < 0).any():
             row = int(np.argmax(column < 0))
             raise TinysegError(f"{source}: row {row}: negative {name} ({int(column[row])})")
-    ids, sample_row = np.unique(np.array(table["sample_id"].to_pylist(), dtype=object),
-                                return_inverse=True)
+    ids, sample_row = np.unique(
+        np.array(table["sample_id"].to_pylist(), dtype=object), return_inverse=True
+    )
     n_classes = int(classes.max()) + 1
     cells = sample_row * n_classes + classes
     if len(np.unique(cells)) != len(cells):

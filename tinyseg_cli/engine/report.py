@@ -65,12 +65,20 @@ def flat_json(flat: dict[str, float], class_names: list[str], metrics: list[str]
     }
 
 
-def _rows_from_json(record: dict[str, Any], class_names: list[str], metrics: list[str],
-                    base: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows_from_json(
+    record: dict[str, Any], class_names: list[str], metrics: list[str], base: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows = []
     for index, name in enumerate(class_names):
-        rows.append({**base, "level": "class", "class_index": index, "class_name": name,
-                     **record["classes"][name]})
+        rows.append(
+            {
+                **base,
+                "level": "class",
+                "class_index": index,
+                "class_name": name,
+                **record["classes"][name],
+            }
+        )
     rows.append({**base, "level": "micro", **record["micro"]})
     macro = {m: record["macro"][m] for m in metrics}
     rows.append({**base, "level": "macro", "n_classes": record["macro"].get("n_classes"), **macro})
@@ -87,16 +95,27 @@ def scores_table(
     ``sample_id`` (null for all samples together). Each record adds one row per class and a
     ``micro``, ``macro`` and ``summary`` (OA, mIoU) row, told apart by ``level``.
     """
-    rows = [row for base, record in records
-            for row in _rows_from_json(record, class_names, metrics, base)]
+    rows = [
+        row
+        for base, record in records
+        for row in _rows_from_json(record, class_names, metrics, base)
+    ]
     schema = [
-        ("run", pa.string()), ("stat", pa.string()), ("sample_id", pa.string()),
-        ("level", pa.string()), ("class_index", pa.int32()), ("class_name", pa.string()),
+        ("run", pa.string()),
+        ("stat", pa.string()),
+        ("sample_id", pa.string()),
+        ("level", pa.string()),
+        ("class_index", pa.int32()),
+        ("class_name", pa.string()),
         *((name, pa.int64()) for name in COUNT_NAMES),
         *((name, pa.float64()) for name in metrics),
-        ("n_classes", pa.int32()), ("oa", pa.float64()), ("miou", pa.float64()),
+        ("n_classes", pa.int32()),
+        ("oa", pa.float64()),
+        ("miou", pa.float64()),
     ]
-    return pa.table({name: pa.array([row.get(name) for row in rows], type_) for name, type_ in schema})
+    return pa.table(
+        {name: pa.array([row.get(name) for row in rows], type_) for name, type_ in schema}
+    )
 
 
 @dataclass
@@ -140,7 +159,8 @@ def score_counts(
     summaries = {run: summarise(c.totals(), len(c.sample_ids)) for run, c in counts.items()}
     samples = {
         run: [(sid, summarise(c.sample(i), 1)) for i, sid in enumerate(c.sample_ids)]
-        if per_sample else []
+        if per_sample
+        else []
         for run, c in counts.items()
     }
     metrics = metric_names(betas)
@@ -149,11 +169,13 @@ def score_counts(
 
 def result_json(result: ScoreResult) -> dict[str, Any]:
     """The ``--json`` object: one report, or per-run reports with their mean and std."""
+
     def with_samples(run: str | None) -> dict[str, Any]:
         record = summary_json(result.summaries[run], result.class_names)
         if result.samples[run]:
             record["samples"] = {
-                sid: summary_json(summary, result.class_names) for sid, summary in result.samples[run]
+                sid: summary_json(summary, result.class_names)
+                for sid, summary in result.samples[run]
             }
         return record
 

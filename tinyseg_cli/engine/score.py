@@ -47,9 +47,15 @@ class Pairing:
     pred_only: list[str]
 
 
-def pair_maps(truth: dict[str, MapRef], pred: dict[str, MapRef], missing: Missing) -> Pairing:
-    """Match maps by sample id; unmatched ones are an error unless ``missing`` is ``skip``."""
-    if len(truth) == 1 and len(pred) == 1:  # two single files: pair them whatever their names
+def pair_maps(
+    truth: dict[str, MapRef], pred: dict[str, MapRef], missing: Missing, single_files: bool = False
+) -> Pairing:
+    """Match maps by sample id; unmatched ones are an error unless ``missing`` is ``skip``.
+
+    ``single_files``: truth and prediction were each given as one file, so they pair
+    whatever their names.
+    """
+    if single_files:
         (t,), (p,) = truth.values(), pred.values()
         return Pairing([Pair(t.sample_id, t, p)], [], [])
     common = sorted(truth.keys() & pred.keys())
@@ -73,8 +79,9 @@ def shard(pairs: list[Pair], index: int, count: int) -> list[Pair]:
 
 def _open_pair(pair: Pair, options: CountOptions) -> tuple[LabelMap, LabelMap]:
     truth = open_label_map(pair.truth.path, "truth", palette=options.palette)
-    pred = open_label_map(pair.pred.path, "prediction", palette=options.palette,
-                          threshold=options.threshold)
+    pred = open_label_map(
+        pair.pred.path, "prediction", palette=options.palette, threshold=options.threshold
+    )
     roi = pair.truth.roi
     if roi is not None:
         y0, x0, y1, x1 = roi

@@ -83,8 +83,9 @@ def parse_class_map(spec: str) -> ClassMap:
     if is_table_path(spec) and spec != "-":
         table = read_table(path)
         if {"class_index", "class_name"} <= set(table.column_names):
-            pairs = dict(zip(table["class_index"].to_pylist(), table["class_name"].to_pylist(),
-                             strict=True))
+            pairs = dict(
+                zip(table["class_index"].to_pylist(), table["class_name"].to_pylist(), strict=True)
+            )
             return _from_json_value({str(k): v for k, v in pairs.items()}, str(path))
         found = class_map_from_metadata(table_metadata(table))
         if found is None:

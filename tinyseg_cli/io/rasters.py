@@ -110,7 +110,9 @@ class LabelMap:
         if bad.any():
             index = np.unravel_index(int(np.argmax(bad)), block.shape)
             y, x = index[-2:]
-            raise TinysegError(f"{self.path}: NaN or Inf probability at pixel (y={y0 + y}, x={x0 + x})")
+            raise TinysegError(
+                f"{self.path}: NaN or Inf probability at pixel (y={y0 + y}, x={x0 + x})"
+            )
 
 
 def open_label_map(
@@ -145,12 +147,16 @@ def open_label_map(
             raise TinysegError(f"{path}: an RGB mask needs a palette (--palette palette.json)")
         return LabelMap(path, raw, "palette", raw.shape[:2], palette=palette)
     if raw.dtype.kind == "f" and role == "truth":
-        raise TinysegError(f"{path}: ground truth must hold integer class labels, found {raw.dtype}")
+        raise TinysegError(
+            f"{path}: ground truth must hold integer class labels, found {raw.dtype}"
+        )
     if raw.dtype.kind == "f" and raw.ndim == 2:
         return LabelMap(path, raw, "probability", raw.shape, threshold=_or_half(threshold))
     if raw.dtype.kind == "f" and raw.ndim == 3:
         if raw.shape[0] == 1:
-            return LabelMap(path, raw[0], "probability", raw.shape[1:], threshold=_or_half(threshold))
+            return LabelMap(
+                path, raw[0], "probability", raw.shape[1:], threshold=_or_half(threshold)
+            )
         return LabelMap(path, raw, "channels", raw.shape[1:], threshold=threshold)  # type: ignore[arg-type]
     raise TinysegError(
         f"{path}: cannot read a {role} map of shape {raw.shape} and type {raw.dtype} "

@@ -99,7 +99,9 @@ def resolve_maps(
         return _by_stem(list(path.iterdir()), spec)
     if path.is_file():
         if path.suffix.lower() not in RASTER_SUFFIXES:
-            raise TinysegError(f"{spec}: unsupported file type (expected TIFF, PNG, NPY or a table)")
+            raise TinysegError(
+                f"{spec}: unsupported file type (expected TIFF, PNG, NPY or a table)"
+            )
         return {path.stem: MapRef(path.stem, path)}
     if GLOB_CHARACTERS & set(spec):
         matches = [Path(match) for match in glob.glob(spec)]

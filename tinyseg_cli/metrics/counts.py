@@ -72,7 +72,10 @@ def confusion_block(
 
 
 def _checked_counts(
-    truth: np.ndarray, pred: np.ndarray, n_classes: int | None, ignore_index: int | None,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    n_classes: int | None,
+    ignore_index: int | None,
     offset: int,
 ) -> np.ndarray:
     """The slow path: drop ignored pixels, check every label, then count."""

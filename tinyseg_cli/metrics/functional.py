@@ -123,7 +123,12 @@ def metric_names(betas: Iterable[float] = ()) -> list[str]:
 
 
 def compute_metrics(
-    tp: Counts, fp: Counts, fn: Counts, tn: Counts, *, betas: Iterable[float] = (),
+    tp: Counts,
+    fp: Counts,
+    fn: Counts,
+    tn: Counts,
+    *,
+    betas: Iterable[float] = (),
     empty: float = NULL,
 ) -> dict[str, np.ndarray]:
     """Every metric of SPEC §5 for the given counts, keyed by name (see :func:`metric_names`)."""
