@@ -121,8 +121,14 @@ def generate(out: Path, objects: int, views: int, size: int, seed: int) -> None:
             save_png(out / "masks_rgb" / f"{sample_id}.png", COLOURS[mask])
             save_png(out / "pred_a" / f"{sample_id}.png", prediction_a(mask, rng))
             save_png(out / "pred_b" / f"{sample_id}.png", prediction_b(mask, rng))
-            rows.append({"sample_id": sample_id, "image": f"images/{sample_id}.png",
-                         "mask": f"masks/{sample_id}.png", "group": f"obj{obj:02d}"})
+            rows.append(
+                {
+                    "sample_id": sample_id,
+                    "image": f"images/{sample_id}.png",
+                    "mask": f"masks/{sample_id}.png",
+                    "group": f"obj{obj:02d}",
+                }
+            )
     table = pa.Table.from_pylist(rows).replace_schema_metadata(
         {"tinyseg.classes": json.dumps(CLASSES)}
     )
