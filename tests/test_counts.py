@@ -137,3 +137,26 @@ def test_agrees_with_sklearn_and_smp():
     assert float(iou(o_tp, o_fp, o_fn, o_tn)) == pytest.approx(
         float(smp_metrics.iou_score(tp, fp, fn, tn, reduction="micro"))
     )
+
+
+def test_files_counted_in_small_row_blocks_with_roi(tmp_path):
+    """A memory-mapped map read a few rows at a time, inside an ROI, counts exactly."""
+    from conftest import write_map
+
+    from tinyseg_cli.engine.score import CountOptions, Pair, count_pair
+    from tinyseg_cli.io.sources import MapRef
+
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, (30, 20)).astype(np.uint8)
+    pred = rng.integers(0, 3, (30, 20)).astype(np.uint8)
+    roi = (4, 3, 27, 18)
+    pair = Pair(
+        "a",
+        MapRef("a", write_map(tmp_path / "t.npy", truth), roi),
+        MapRef("a", write_map(tmp_path / "p.tif", pred)),  # full-size: cropped to the ROI
+    )
+    _, matrix = count_pair(pair, CountOptions(n_classes=3, block_pixels=16))
+    expected = np.zeros((3, 3), np.int64)
+    window = np.s_[4:27, 3:18]
+    np.add.at(expected, (truth[window].ravel(), pred[window].ravel()), 1)
+    assert np.array_equal(matrix, expected)

@@ -15,7 +15,12 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.rasters import LabelMap, open_label_map
 from tinyseg_cli.io.sources import MapRef
-from tinyseg_cli.metrics.counts import BLOCK_PIXELS, LabelOutOfRange, add_matrices, confusion_block
+from tinyseg_cli.metrics.counts import (
+    BLOCK_PIXELS,
+    LabelOutOfRange,
+    confusion_matrix,
+    row_blocks,
+)
 
 Missing = Literal["error", "skip"]
 
@@ -105,45 +110,31 @@ def _open_pair(pair: Pair, options: CountOptions) -> tuple[LabelMap, LabelMap]:
 def count_pair(pair: Pair, options: CountOptions) -> tuple[str, np.ndarray]:
     """The confusion matrix of one sample, counted in blocks of rows."""
     truth, pred = _open_pair(pair, options)
-    height, width = truth.shape
-    step = max(1, options.block_pixels // max(width, 1))
-    matrix = np.zeros((options.n_classes or 0,) * 2, dtype=np.int64)
-    for start in range(0, height, step):
-        stop = min(height, start + step)
-        try:
-            block = confusion_block(
-                np.ascontiguousarray(truth.rows(start, stop)).reshape(-1),
-                np.ascontiguousarray(pred.rows(start, stop)).reshape(-1),
-                options.n_classes,
-                options.ignore_index,
-                offset=start * width,
-            )
-        except LabelOutOfRange as error:
-            y, x = divmod(error.flat_index, width)
-            path = pair.truth.path if error.role == "truth" else pair.pred.path
-            raise TinysegError(f"{path}: pixel (y={y}, x={x}): {error}") from None
-        matrix = add_matrices(matrix, block)
-    if (
-        options.ignore_index is not None
-        and options.n_classes is None
-        and matrix.shape[0] > options.ignore_index >= 0
-    ):
-        y_x = _first_label(pred, options.ignore_index)
+    try:
+        matrix = confusion_matrix(
+            truth, pred, options.n_classes, options.ignore_index, options.block_pixels
+        )
+    except LabelOutOfRange as error:
+        y, x = divmod(error.flat_index, truth.shape[1])
+        path = pair.truth.path if error.role == "truth" else pair.pred.path
+        raise TinysegError(f"{path}: pixel (y={y}, x={x}): {error}") from None
+    ignore = options.ignore_index
+    if options.n_classes is None and ignore is not None and 0 <= ignore < matrix.shape[0]:
+        # Only predictions can reach this label (ignored truth pixels are dropped).
         raise TinysegError(
-            f"{pair.pred.path}: pixel {y_x}: prediction holds the ignore index "
-            f"{options.ignore_index} (a 0/255 mask? map it with --palette, or pass --classes)"
+            f"{pair.pred.path}: pixel {_first_position(pred, ignore)}: prediction holds the "
+            f"ignore index {ignore} (a 0/255 mask? map it with --palette, or pass --classes)"
         )
     return pair.sample_id, matrix
 
 
-def _first_label(label_map: LabelMap, value: int) -> str:
+def _first_position(label_map: LabelMap, value: int) -> str:
     height, width = label_map.shape
-    step = max(1, BLOCK_PIXELS // max(width, 1))
-    for start in range(0, height, step):
-        hits = np.flatnonzero(label_map.rows(start, min(height, start + step)) == value)
+    for block in row_blocks(height, width):
+        hits = np.flatnonzero(label_map[block] == value)
         if hits.size:
             y, x = divmod(int(hits[0]), width)
-            return f"(y={start + y}, x={x})"
+            return f"(y={block.start + y}, x={x})"
     return "(unknown)"
 
 

@@ -76,6 +76,10 @@ class LabelMap:
         x1 = self.roi[3] if self.roi else self.full_shape[1]
         return slice(y0 + start, y0 + stop), slice(x0, x1)
 
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        """``label_map[a:b]``: the labels of rows ``a:b``, as for an array."""
+        return self.rows(rows.start or 0, self.shape[0] if rows.stop is None else rows.stop)
+
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Labels of rows ``start:stop`` (ROI coordinates) as a 2D integer array."""
         rows, cols = self._window(start, stop)

@@ -9,6 +9,10 @@ class (where float32 histograms such as ``smp.metrics.get_stats`` go wrong).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
@@ -106,35 +110,41 @@ def _bincount_square(truth: np.ndarray, pred: np.ndarray, size: int) -> np.ndarr
     return counts.reshape(size, size).astype(np.int64, copy=False)
 
 
+def row_blocks(rows: int, width: int, block_pixels: int = BLOCK_PIXELS) -> Iterator[slice]:
+    """Slices of whole rows holding about ``block_pixels`` pixels each."""
+    step = max(1, block_pixels // max(width, 1))
+    for start in range(0, rows, step):
+        yield slice(start, min(rows, start + step))
+
+
 def confusion_matrix(
-    truth: np.ndarray,
-    pred: np.ndarray,
+    truth: Any,
+    pred: Any,
     n_classes: int | None = None,
     ignore_index: int | None = None,
     block_pixels: int = BLOCK_PIXELS,
 ) -> np.ndarray:
     """Confusion matrix of two label arrays of one shape, counted in blocks of rows.
 
-    The first axis is the row axis; memory beyond the inputs stays bounded by
-    ``block_pixels``. Inputs may be memory-mapped.
+    ``truth`` and ``pred`` are numpy arrays (memory-mapped ones too) or anything with a
+    ``shape`` whose slices along the first axis give label arrays, such as
+    :class:`~tinyseg_cli.io.rasters.LabelMap`. Memory beyond the inputs stays bounded by
+    ``block_pixels``. A :class:`LabelOutOfRange` carries the flat index of the label.
     """
-    if truth.shape != pred.shape:
+    if tuple(truth.shape) != tuple(pred.shape):
         raise TinysegError(f"shape mismatch: truth {truth.shape}, prediction {pred.shape}")
-    rows = truth.shape[0] if truth.ndim else 1
-    truth2 = truth.reshape(rows, -1)
-    pred2 = pred.reshape(rows, -1)
-    width = max(truth2.shape[1], 1)
-    step = max(1, block_pixels // width)
+    rows = truth.shape[0] if len(truth.shape) else 1
+    width = math.prod(truth.shape[1:])
     matrix = np.zeros((n_classes or 0, n_classes or 0), dtype=np.int64)
-    for r0 in range(0, rows, step):
-        block = confusion_block(
-            np.ascontiguousarray(truth2[r0 : r0 + step]).reshape(-1),
-            np.ascontiguousarray(pred2[r0 : r0 + step]).reshape(-1),
+    for block in row_blocks(rows, width, block_pixels):
+        counts = confusion_block(
+            np.ascontiguousarray(truth[block]).reshape(-1),
+            np.ascontiguousarray(pred[block]).reshape(-1),
             n_classes,
             ignore_index,
-            offset=r0 * width,
+            offset=block.start * width,
         )
-        matrix = add_matrices(matrix, block)
+        matrix = add_matrices(matrix, counts)
     return matrix
 
 
