@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from tinyseg_cli import __version__
-from tinyseg_cli.cli import console, score
+from tinyseg_cli.cli import classweights, console, score
 from tinyseg_cli.cli.options import Quiet, Verbose
 from tinyseg_cli.errors import TinysegError
 
@@ -49,7 +49,14 @@ app = typer.Typer(
     name="tinyseg",
     cls=TinysegGroup,
     help="Composable tools for segmentation of tiny, extremely imbalanced targets.",
-    epilog="Run 'tinyseg COMMAND --help' for a command's options and examples.",
+    epilog="""Run 'tinyseg COMMAND --help' for a command's options and examples.
+
+Examples:
+
+  tinyseg score --truth masks --pred pred --classes bg,crack
+
+  tinyseg score --truth t --pred p --counts-out - | tinyseg score --counts -
+""",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -79,6 +86,7 @@ def main(
 
 
 score.register(app)
+classweights.register(app)
 
 
 def run() -> None:

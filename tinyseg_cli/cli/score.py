@@ -32,6 +32,7 @@ from tinyseg_cli.engine.counts import (
     counts_from_table,
     merge_counts,
 )
+from tinyseg_cli.engine.parallel import default_jobs, shard
 from tinyseg_cli.engine.report import (
     ScoreResult,
     result_counts_table,
@@ -39,7 +40,7 @@ from tinyseg_cli.engine.report import (
     result_table,
     score_counts,
 )
-from tinyseg_cli.engine.score import CountOptions, count_pairs, default_jobs, pair_maps, shard
+from tinyseg_cli.engine.score import CountOptions, count_pairs, pair_maps
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.atomic import check_output
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_class_map
@@ -53,7 +54,7 @@ Examples:
 
   tinyseg score --truth masks/ --pred pred/ --classes bg,crack -o scores.parquet
 
-  tinyseg score --truth masks/ --pred pred/ --counts-out - -q | tinyseg score --counts -
+  tinyseg score --truth t --pred p --counts-out - | tinyseg score --counts -
 
   tinyseg score --truth masks/ --run a=run_a/pred --run b=run_b/pred --json
 """
@@ -85,7 +86,7 @@ def score(
         typer.Argument(
             help="Counts tables to reduce (with --counts); '-' reads one from stdin.",
             show_default=False,
-            metavar="[TABLE]...",
+            metavar="TABLE",
         ),
     ] = None,
     truth: Annotated[
@@ -115,7 +116,7 @@ def score(
         list[str] | None,
         typer.Option(
             "--run",
-            help="NAME=PATH, repeated: PATH is a predictions folder or a counts table; "
+            help="A run to score, repeated: PATH is a predictions folder or a counts table; "
             "each run is scored alone, then the mean and std across runs.",
             metavar="NAME=PATH",
         ),
@@ -125,6 +126,7 @@ def score(
         typer.Option(
             "--split",
             help="With a split manifest as --truth: score only rows of this split.",
+            metavar="NAME",
         ),
     ] = None,
     classes: Classes = None,

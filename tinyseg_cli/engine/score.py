@@ -3,14 +3,14 @@ parallel worker processes, and hand the counts to the metrics (SPEC §4.7)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
 
+from tinyseg_cli.engine.parallel import parallel_map
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.rasters import LabelMap, open_label_map
@@ -77,27 +77,14 @@ def pair_maps(
     return Pairing([Pair(s, truth[s], pred[s]) for s in common], truth_only, pred_only)
 
 
-def shard(pairs: list[Pair], index: int, count: int) -> list[Pair]:
-    """Every ``count``-th pair starting at ``index`` (sorted by sample id)."""
-    return sorted(pairs, key=lambda pair: pair.sample_id)[index::count]
-
-
 def _open_pair(pair: Pair, options: CountOptions) -> tuple[LabelMap, LabelMap]:
-    truth = open_label_map(pair.truth.path, "truth", palette=options.palette)
+    roi = pair.truth.roi
+    truth = open_label_map(pair.truth.path, "truth", palette=options.palette, roi=roi)
     pred = open_label_map(
         pair.pred.path, "prediction", palette=options.palette, threshold=options.threshold
     )
-    roi = pair.truth.roi
-    if roi is not None:
-        y0, x0, y1, x1 = roi
-        if y1 > truth.full_shape[0] or x1 > truth.full_shape[1]:
-            raise TinysegError(
-                f"{pair.truth.path}: ROI ({y0}, {x0}, {y1}, {x1}) exceeds the image "
-                f"{truth.full_shape[0]}×{truth.full_shape[1]}"
-            )
-        truth.roi = roi
-        if pred.full_shape == truth.full_shape:  # a full-size prediction: score its ROI
-            pred.roi = roi
+    if roi is not None and pred.full_shape == truth.full_shape:
+        pred.roi = roi  # a full-size prediction: score its ROI
     if truth.shape != pred.shape:
         raise TinysegError(
             f"sample {pair.sample_id}: shape mismatch: truth {pair.truth.path} is "
@@ -115,9 +102,9 @@ def count_pair(pair: Pair, options: CountOptions) -> tuple[str, np.ndarray]:
             truth, pred, options.n_classes, options.ignore_index, options.block_pixels
         )
     except LabelOutOfRange as error:
-        y, x = divmod(error.flat_index, truth.shape[1])
-        path = pair.truth.path if error.role == "truth" else pair.pred.path
-        raise TinysegError(f"{path}: pixel (y={y}, x={x}): {error}") from None
+        culprit = truth if error.role == "truth" else pred
+        position = culprit.position(error.flat_index)
+        raise TinysegError(f"{culprit.path}: pixel {position}: {error}") from None
     ignore = options.ignore_index
     if options.n_classes is None and ignore is not None and 0 <= ignore < matrix.shape[0]:
         # Only predictions can reach this label (ignored truth pixels are dropped).
@@ -133,21 +120,8 @@ def _first_position(label_map: LabelMap, value: int) -> str:
     for block in row_blocks(height, width):
         hits = np.flatnonzero(label_map[block] == value)
         if hits.size:
-            y, x = divmod(int(hits[0]), width)
-            return f"(y={block.start + y}, x={x})"
+            return label_map.position(block.start * width + int(hits[0]))
     return "(unknown)"
-
-
-def _count_star(args: tuple[Pair, CountOptions]) -> tuple[str, np.ndarray]:
-    return count_pair(*args)
-
-
-def default_jobs() -> int:
-    """The number of cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def count_pairs(
@@ -157,21 +131,5 @@ def count_pairs(
     on_done: Callable[[str], None] | None = None,
 ) -> list[tuple[str, np.ndarray]]:
     """Confusion matrices of all pairs, in pair order, over ``jobs`` worker processes."""
-    results: list[tuple[str, np.ndarray]] = []
-    for sample_id, matrix in _iter_counts(pairs, options, jobs):
-        results.append((sample_id, matrix))
-        if on_done is not None:
-            on_done(sample_id)
-    return results
-
-
-def _iter_counts(
-    pairs: list[Pair], options: CountOptions, jobs: int
-) -> Iterator[tuple[str, np.ndarray]]:
-    if jobs <= 1 or len(pairs) <= 1:
-        for pair in pairs:
-            yield count_pair(pair, options)
-        return
-    chunksize = max(1, min(16, len(pairs) // (jobs * 4)))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(pairs))) as pool:
-        yield from pool.map(_count_star, ((pair, options) for pair in pairs), chunksize=chunksize)
+    done = None if on_done is None else lambda result: on_done(result[0])
+    return parallel_map(partial(count_pair, options=options), pairs, jobs, done)

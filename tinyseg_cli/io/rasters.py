@@ -76,6 +76,13 @@ class LabelMap:
         x1 = self.roi[3] if self.roi else self.full_shape[1]
         return slice(y0 + start, y0 + stop), slice(x0, x1)
 
+    def position(self, flat_index: int) -> str:
+        """``(y=…, x=…)`` in file coordinates of a flat index into this map's window."""
+        y, x = divmod(flat_index, self.shape[1])
+        if self.roi is not None:
+            y, x = y + self.roi[0], x + self.roi[1]
+        return f"(y={y}, x={x})"
+
     def __getitem__(self, rows: slice) -> np.ndarray:
         """``label_map[a:b]``: the labels of rows ``a:b``, as for an array."""
         return self.rows(rows.start or 0, self.shape[0] if rows.stop is None else rows.stop)
@@ -125,6 +132,7 @@ def open_label_map(
     *,
     palette: Palette | None = None,
     threshold: float | None = None,
+    roi: Roi | None = None,
 ) -> LabelMap:
     """Open ``path`` and decide how its values become labels.
 
@@ -132,11 +140,28 @@ def open_label_map(
     floating-point maps are probabilities: ``H×W`` is thresholded (``threshold``, default
     0.5) and ``C×H×W`` is reduced by argmax (``C = 2`` with a threshold: channel 1 is
     compared). With ``threshold``, integer predictions are probabilities scaled to their
-    type's full range (an 8-bit map compares ``value >= threshold × 255``).
+    type's full range (an 8-bit map compares ``value >= threshold × 255``). ``roi``
+    restricts the map to a window, which must lie inside it.
     """
+    label_map = _open_raw(path, role, palette, threshold)
+    if roi is not None:
+        y0, x0, y1, x1 = roi
+        height, width = label_map.full_shape
+        if y1 > height or x1 > width:
+            raise TinysegError(
+                f"{path}: ROI ({y0}, {x0}, {y1}, {x1}) exceeds the image {height}×{width}"
+            )
+        label_map.roi = roi
+    return label_map
+
+
+def _open_raw(path: Path, role: Role, palette: Palette | None, threshold: float | None) -> LabelMap:
     raw = read_raster(path)
-    if raw.ndim == 3 and 1 in (raw.shape[0], raw.shape[-1]) and raw.dtype.kind in "uib":
-        raw = raw.reshape(raw.shape[1:] if raw.shape[0] == 1 else raw.shape[:2])
+    if raw.ndim == 3 and raw.dtype.kind in "uib":  # one-channel maps stored as 3D
+        if raw.shape[-1] == 1:
+            raw = raw.reshape(raw.shape[:2])
+        elif raw.shape[0] == 1 and raw.shape[-1] not in (3, 4):
+            raw = raw.reshape(raw.shape[1:])
     if raw.dtype == bool:
         raw = raw.view(np.uint8)
     integer = raw.dtype.kind in "ui"

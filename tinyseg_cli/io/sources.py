@@ -10,6 +10,8 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi
 from tinyseg_cli.io.tables import is_table_path, read_table, resolve_table_path
@@ -55,8 +57,14 @@ def _roi(row: dict, source: str, index: int) -> Roi | None:
     return (y0, x0, y1, x1)
 
 
-def _from_manifest(spec: str, columns: tuple[str, ...], split: str | None) -> dict[str, MapRef]:
-    table = read_table(spec)
+def manifest_maps(
+    table: pa.Table, spec: str, columns: tuple[str, ...] = ("mask",), split: str | None = None
+) -> dict[str, MapRef]:
+    """Maps of a manifest ``table`` read from ``spec`` (paths resolve relative to it).
+
+    ``columns`` are the columns to read paths from, first present wins; ``split`` keeps only
+    the rows of that split.
+    """
     source = "<stdin>" if spec == "-" else spec
     column = next((name for name in columns if name in table.column_names), None)
     if column is None:
@@ -92,7 +100,7 @@ def resolve_maps(
     """
     path = Path(spec)
     if spec == "-" or (is_table_path(spec) and path.is_file()):
-        return _from_manifest(spec, columns, split)
+        return manifest_maps(read_table(spec), spec, columns, split)
     if split is not None:
         raise TinysegError(f"{spec}: --split needs a manifest table")
     if path.is_dir():

@@ -18,6 +18,7 @@ import numpy as np
 from tinyseg_cli.errors import TinysegError
 
 BLOCK_PIXELS = 1 << 20
+MAX_CLASSES = 1 << 16  # labels are uint8/uint16 class indices (palettes map to 0..65535)
 
 
 class LabelOutOfRange(TinysegError):
@@ -146,6 +147,56 @@ def confusion_matrix(
         )
         matrix = add_matrices(matrix, counts)
     return matrix
+
+
+def label_counts_block(
+    labels: np.ndarray,
+    n_classes: int | None = None,
+    ignore_index: int | None = None,
+    offset: int = 0,
+) -> np.ndarray:
+    """Pixels per class of a flat label block (SPEC §6.1), ``ignore_index`` left out.
+
+    ``n_classes`` None sizes the result by the largest counted label (at most
+    ``MAX_CLASSES``). Raises :class:`LabelOutOfRange` (flat index ``offset + i``) for a
+    label outside ``0..K-1`` that is not the ignore index.
+    """
+    limit = MAX_CLASSES if n_classes is None else n_classes
+    if labels.size == 0:
+        return np.zeros(n_classes or 0, dtype=np.int64)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= limit or (ignore_index is not None and low <= ignore_index <= high):
+        keep = labels != ignore_index if ignore_index is not None else np.ones(labels.shape, bool)
+        bad = keep & ((labels < 0) | (labels >= limit))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise LabelOutOfRange("mask", offset + i, int(labels[i]), limit)
+        labels = labels[keep]
+    if labels.dtype == np.uint64:  # bincount cannot cast uint64 safely; the values are small
+        labels = labels.astype(np.int64)
+    return np.bincount(labels, minlength=n_classes or 0).astype(np.int64, copy=False)
+
+
+def label_counts(
+    labels: Any,
+    n_classes: int | None = None,
+    ignore_index: int | None = None,
+    block_pixels: int = BLOCK_PIXELS,
+) -> np.ndarray:
+    """Pixels per class of a label array (or :class:`~tinyseg_cli.io.rasters.LabelMap`),
+    counted in blocks of rows so memory beyond the input stays bounded."""
+    rows = labels.shape[0] if len(labels.shape) else 1
+    width = math.prod(labels.shape[1:])
+    total = np.zeros(n_classes or 0, dtype=np.int64)
+    for block in row_blocks(rows, width, block_pixels):
+        flat = np.ascontiguousarray(labels[block]).reshape(-1)
+        counts = label_counts_block(flat, n_classes, ignore_index, offset=block.start * width)
+        if counts.size > total.size:
+            counts[: total.size] += total
+            total = counts
+        else:
+            total[: counts.size] += counts
+    return total
 
 
 def one_vs_rest(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
