@@ -196,6 +196,14 @@ def score(
     F2, F-beta, recall-weighted F1 and IoU, OII, OA and mIoU, micro and macro averaged over
     the foreground classes. Truth and predictions are named options, never positional, so
     a swap cannot silently exchange FP and FN.
+
+    Outputs: --counts-out writes the counts table (sample_id, class_index, tp, fp, fn, tn;
+    plus run), which --counts reduces later. -o writes the scores table: one row per class
+    and a micro, macro and summary (OA, mIoU) row, told apart by the level column, keyed by
+    run, stat (value, mean, std) and sample_id (null for all samples). --json prints
+    {classes, micro, macro, oa, miou, n_samples, empty}, or with runs
+    {runs: {n_runs, mean, std, by_run}, empty}. The standard deviation across runs is the
+    sample one (n - 1).
     """
     console.configure(verbose, quiet)
     shard_index, shard_count = parse_shard(shard_)
