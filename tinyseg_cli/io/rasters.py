@@ -32,10 +32,12 @@ def read_raster(path: Path) -> np.ndarray:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            try:
-                return tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or not contiguous: decode
-                return tifffile.imread(path)
+            with tifffile.TiffFile(path) as tiff:
+                if not tiff.series or not tiff.pages:
+                    raise ValueError("no image in the file")
+                if len(tiff.series) != 1 or not tiff.series[0].dataoffset:
+                    return tiff.asarray()  # compressed or scattered: decode
+            return tifffile.memmap(path, mode="r")
         if suffix == ".png":
             from PIL import Image
 

@@ -107,7 +107,15 @@ def _bincount_square(truth: np.ndarray, pred: np.ndarray, size: int) -> np.ndarr
     else:
         index = truth.astype(np.intp) * size
         index += pred
-    counts = np.bincount(index, minlength=size * size)
+    # Tiny targets put most pixels in cell (0, 0), and bincount slows down when most
+    # increments hit one counter; counting that cell with count_nonzero and bincounting
+    # only the rest is 2-4x faster on such blocks (benchmarks/bench_score.py).
+    background = index.size - np.count_nonzero(index)
+    if background * 2 > index.size:
+        counts = np.bincount(index[index != 0], minlength=size * size)
+        counts[0] += background
+    else:
+        counts = np.bincount(index, minlength=size * size)
     return counts.reshape(size, size).astype(np.int64, copy=False)
 
 
