@@ -28,11 +28,6 @@ def configure(verbose: bool = False, quiet: bool = False) -> None:
     STATE.quiet = STATE.quiet or quiet
 
 
-def info(message: str) -> None:
-    if not STATE.quiet:
-        stderr.print(message)
-
-
 def warn(message: str) -> None:
     if not STATE.quiet:
         stderr.print(f"[yellow]warning:[/yellow] {message}")

@@ -374,7 +374,7 @@ def _print_summary(result: ScoreResult) -> None:
     for header in [*headers, "micro", "macro"]:
         table.add_column(header, justify="right")
     if result.has_runs:
-        mean, std = result.across_runs()
+        mean, std = result.run_statistics
         table.title = f"mean ± std over {len(result.counts)} runs"
         for metric in result.metrics:
             keys = [*(f"class.{n}.{metric}" for n in names), f"micro.{metric}", f"macro.{metric}"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,6 @@ from tinyseg_cli.metrics.summary import (
     flat_scores,
     summarize,
 )
-
-LEVELS = ("class", "micro", "macro", "summary")
 
 
 def _value(x: float) -> float | None:
@@ -133,7 +132,9 @@ class ScoreResult:
     def has_runs(self) -> bool:
         return list(self.counts) != [None]
 
-    def across_runs(self) -> tuple[dict[str, float], dict[str, float]]:
+    @cached_property
+    def run_statistics(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Mean and std of every score across runs, computed once per result."""
         flats = [flat_scores(summary, self.class_names) for summary in self.summaries.values()]
         return across_runs(flats)
 
@@ -181,7 +182,7 @@ def result_json(result: ScoreResult) -> dict[str, Any]:
 
     if not result.has_runs:
         return {**with_samples(None), "empty": result.empty}
-    mean, std = result.across_runs()
+    mean, std = result.run_statistics
     return {
         "runs": {
             "n_runs": len(result.counts),
@@ -202,10 +203,9 @@ def result_table(result: ScoreResult) -> pa.Table:
         for sid, sample in result.samples[run]:
             records.append(({**base, "sample_id": sid}, summary_json(sample, result.class_names)))
     if result.has_runs:
-        mean, std = result.across_runs()
+        mean, std = result.run_statistics
         for stat, flat in (("mean", mean), ("std", std)):
             record = flat_json(flat, result.class_names, result.metrics)
-            record["classes"] = {name: record["classes"][name] for name in result.class_names}
             records.append(({"run": None, "stat": stat, "sample_id": None}, record))
     return scores_table(records, result.class_names, result.metrics)
 
