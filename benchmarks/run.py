@@ -2,7 +2,8 @@
 target, and write the raw numbers to benchmarks/out/results.json.
 
 Benchmarks report, they do not gate: the exit status is 0 even when a target fails.
-``--quick`` runs a small variant (2048² maps, 40 file pairs) suitable for a smoke test.
+``--quick`` runs a small variant (2048² maps, 40 file pairs, 20 masks of 1024² for
+classweights) suitable for a smoke test.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # importable as a module too, not only as a script
     sys.path.insert(0, str(HERE))
 
+import bench_classweights  # noqa: E402
+import bench_resample  # noqa: E402
 import bench_score  # noqa: E402
 import bench_score_e2e  # noqa: E402
 import numpy as np  # noqa: E402
@@ -69,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         default=HERE / "out" / "results.json",
         help="where to write the raw numbers (JSON)",
     )
-    parser.add_argument("--only", choices=("kernel", "e2e"), help="run one benchmark only")
+    parser.add_argument(
+        "--only",
+        choices=("kernel", "e2e", "resample", "classweights"),
+        help="run one benchmark only",
+    )
     parser.add_argument(
         "--tiff-compression",
         choices=("zlib", "none"),
@@ -90,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, title, bench in (
         ("kernel", "score: counting kernel", bench_score.run),
         ("e2e", "score: end to end", bench_score_e2e.run),
+        ("resample", "resample: candidate patches", bench_resample.run),
+        ("classweights", "classweights: folder of masks", bench_classweights.run),
     ):
         if args.only not in (None, key):
             continue

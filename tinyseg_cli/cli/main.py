@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from tinyseg_cli import __version__
-from tinyseg_cli.cli import classweights, console, score
+from tinyseg_cli.cli import classweights, console, infer, resample, score, split, train
 from tinyseg_cli.cli.options import Quiet, Verbose
 from tinyseg_cli.errors import TinysegError
 
@@ -88,6 +88,10 @@ def main(
 
 score.register(app)
 classweights.register(app)
+resample.register(app)
+split.register(app)
+infer.register(app)
+train.register(app)
 
 
 def run() -> None:

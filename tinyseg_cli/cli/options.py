@@ -68,3 +68,19 @@ def single_stdout(**targets: str | bool | None) -> None:
     on_stdout = [name for name, value in targets.items() if value in ("-", True)]
     if len(on_stdout) > 1:
         raise typer.BadParameter(f"only one output can go to stdout, got {', '.join(on_stdout)}")
+
+
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
+        metavar="DEVICE",
+    ),
+]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Seed of the random draws: same inputs and seed, same output.", min=0
+    ),
+]

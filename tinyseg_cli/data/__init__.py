@@ -1,0 +1,1 @@
+"""Training data: samples of a split manifest, patch datasets, augmentations, statistics."""

@@ -1,0 +1,377 @@
+"""The ``infer`` engine: images in, one prediction TIFF per image and a table of them out
+(SPEC §4.6).
+
+Everything is checked before the first image is predicted (SPEC §9): the checkpoints, every
+input image's header (channels, ROI), and what ``OUT_DIR`` already holds.
+
+Resuming. Each TIFF is written atomically and carries a record of what it was made from
+(checkpoint contents, image size and mtime, ROI, classes, tiling options). A rerun with the
+same record skips it; an existing TIFF with another record is an error without ``--force``;
+an unreadable or truncated one is predicted again, and the temporary files a killed writer
+left are removed. An image predicted in several bands (tiled) keeps its finished bands in
+``OUT_DIR/.partial/<sample_id>/`` until its TIFFs are written, so an interrupted run
+resumes at the first unfinished row of tiles.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from tinyseg_cli import __version__
+from tinyseg_cli.engine.parallel import shard
+from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.inference.model import load_model
+from tinyseg_cli.inference.predict import TileOptions
+from tinyseg_cli.inference.stream import Ensemble, image_bands, make_ensemble, plan_image
+from tinyseg_cli.io.image_rows import ImageRows, image_info
+from tinyseg_cli.io.predictions import (
+    RowReader,
+    Staging,
+    read_record,
+    remove_temporaries,
+    write_prediction,
+)
+from tinyseg_cli.io.provenance import fingerprint
+from tinyseg_cli.io.rasters import Roi
+from tinyseg_cli.io.sources import MapRef, manifest_maps, resolve_maps
+from tinyseg_cli.io.tables import _read_buffer, is_table_path, table_metadata
+
+PROBS_DIR = "probs"
+PARTIAL_DIR = ".partial"
+TABLE_MAGIC = (b"PAR1", b"ARROW1", b"\xff\xff\xff\xff")
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """The command's options that shape the outputs."""
+
+    tiles: TileOptions = field(default_factory=TileOptions)
+    threshold: float | None = None
+    probs: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to predict (or already predicted) and where its outputs go."""
+
+    sample_id: str
+    image: Path
+    roi: Roi | None
+    shape: tuple[int, int]
+    labels: Path
+    probs: Path | None
+    record: dict[str, Any]
+    done: bool = False
+    broken: bool = False  # an unreadable or truncated output is there: predicted again
+
+
+@dataclass(frozen=True)
+class InferJob:
+    """A validated run: the models, the targets, and where the table goes."""
+
+    ensemble: Ensemble
+    targets: list[Target]
+    out_dir: Path
+    options: InferOptions
+    run_key: dict[str, Any]
+    table: Path
+
+    def bands(self, target: Target) -> int:
+        """Progress steps of ``target``: its output bands."""
+        return plan_image(self.ensemble, *target.shape, self.options.tiles).bands
+
+
+def load_ensemble(
+    checkpoints: Sequence[str | Path], device: torch.device, threshold: float | None
+) -> Ensemble:
+    """Every checkpoint on ``device``; several must be binary models to fuse one-vs-rest."""
+    return make_ensemble([load_model(path, device, threshold) for path in checkpoints])
+
+
+def _stdin_refs(data: bytes, split: str | None) -> tuple[dict[str, MapRef], bool]:
+    """A manifest table (Parquet or Arrow) or image paths, one per line."""
+    if data.startswith(TABLE_MAGIC):
+        return manifest_maps(_read_buffer(data, "<stdin>", ""), "-", ("image",), split), True
+    refs: dict[str, MapRef] = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            path = Path(line.strip())
+            _add(refs, {path.stem: MapRef(path.stem, path)}, "<stdin>")
+    if not refs:
+        raise TinysegError("<stdin>: empty input, expected image paths (one per line) or a table")
+    return refs, False
+
+
+def _add(refs: dict[str, MapRef], found: dict[str, MapRef], source: str) -> None:
+    for sample_id, ref in found.items():
+        if sample_id in refs:
+            raise TinysegError(
+                f"{source}: sample {sample_id!r} is already given ({refs[sample_id].path})"
+            )
+        refs[sample_id] = ref
+
+
+def gather_inputs(inputs: Sequence[str], split: str | None, stdin: BinaryIO) -> list[MapRef]:
+    """The images of every INPUT: manifests (rows of ``split``), folders, globs, files, and
+    ``-`` (a manifest table or paths on stdin)."""
+    refs: dict[str, MapRef] = {}
+    manifests = 0
+    if list(inputs).count("-") > 1:
+        raise TinysegError("'-' (stdin) can be given once")
+    for spec in inputs:
+        if spec == "-":
+            found, is_table = _stdin_refs(stdin.read(), split)
+            manifests += is_table
+        elif is_table_path(spec) and Path(spec).is_file():
+            found = resolve_maps(spec, columns=("image",), split=split)
+            manifests += 1
+        else:
+            found = resolve_maps(spec, columns=("image",))
+        _add(refs, found, "<stdin>" if spec == "-" else spec)
+    if split is not None and not manifests:
+        raise TinysegError(f"--split {split}: no manifest among the inputs")
+    return list(refs.values())
+
+
+def _check_sample_id(sample_id: str) -> None:
+    """Sample ids name output files: they must stay inside OUT_DIR (SPEC §9)."""
+    if not sample_id or sample_id.startswith(".") or any(c in sample_id for c in "/\\\0"):
+        raise TinysegError(
+            f"sample id {sample_id!r} cannot name an output file (no '/', '\\', or leading '.')"
+        )
+
+
+def run_key(ensemble: Ensemble, tiles: TileOptions) -> dict[str, Any]:
+    """What every prediction of a run depends on, besides its image."""
+    checkpoints = []
+    for model in ensemble.models:
+        content = {k: v for k, v in fingerprint(model.path).items() if k != "path"}
+        checkpoints.append(content)
+    return {
+        "checkpoints": checkpoints,
+        "thresholds": [m.head.threshold if m.head.binary else None for m in ensemble.models],
+        "classes": list(ensemble.classes),
+        "max_pixels": tiles.max_pixels,
+        "tile": tiles.tile,
+        "overlap": tiles.overlap,
+        "blend": tiles.blend,
+    }
+
+
+def _record(key: dict[str, Any], ref: MapRef, shape: tuple[int, int]) -> dict[str, Any]:
+    stat = ref.path.stat()
+    return {
+        **key,
+        "sample_id": ref.sample_id,
+        "image": {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        "roi": list(ref.roi) if ref.roi else None,
+        "shape": list(shape),
+        "version": __version__,
+    }
+
+
+def _same(found: dict[str, Any], record: dict[str, Any]) -> bool:
+    def strip(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in value.items() if k != "version"}
+
+    return strip(found) == strip(record)
+
+
+def _status(target: Target, force: bool) -> Target:
+    """Done (same record), to do, or broken (unreadable: redone); another run's file fails."""
+    if force or not target.labels.exists():
+        return target
+    found = read_record(target.labels)
+    if found is None:
+        return replace(target, broken=True)
+    if not _same(found, target.record):
+        raise TinysegError(
+            f"{target.labels}: already exists and was not made from the same checkpoint, "
+            "image and options (pass --force to overwrite)"
+        )
+    if target.probs is not None:
+        probs = read_record(target.probs) if target.probs.exists() else None
+        if probs is None or not _same(probs, target.record):
+            return target
+    return replace(target, done=True)
+
+
+def _check_table(path: Path, key: dict[str, Any], force: bool) -> None:
+    if force or not path.exists():
+        return
+    try:
+        found = table_metadata(pq.read_schema(path).empty_table()).get("run")
+    except (OSError, pa.ArrowException):
+        found = None
+    if found != key:
+        raise TinysegError(
+            f"{path}: already exists and lists another run's predictions (pass --force to "
+            "overwrite)"
+        )
+
+
+def prepare(
+    ensemble: Ensemble,
+    refs: Sequence[MapRef],
+    out_dir: Path,
+    options: InferOptions,
+    part: tuple[int, int] = (0, 1),
+) -> InferJob:
+    """Check every input and existing output before any work starts."""
+    chosen = shard(refs, *part)
+    if not chosen:
+        raise TinysegError(f"shard {part[0]}/{part[1]} holds no image")
+    key = run_key(ensemble, options.tiles)
+    targets = []
+    for ref in chosen:
+        _check_sample_id(ref.sample_id)
+        info = image_info(ref.path, ensemble.channels, ref.roi)
+        shape = (info.height, info.width)
+        plan_image(ensemble, *shape, options.tiles)  # tile options that cannot work fail here
+        probs = out_dir / PROBS_DIR / f"{ref.sample_id}.tif" if options.probs else None
+        target = Target(
+            ref.sample_id,
+            ref.path,
+            ref.roi,
+            shape,
+            out_dir / f"{ref.sample_id}.tif",
+            probs,
+            _record(key, ref, shape),
+        )
+        targets.append(_status(target, options.force))
+    name = (
+        "predictions.parquet" if part == (0, 1) else f"predictions-{part[0]}-of-{part[1]}.parquet"
+    )
+    table = out_dir / name
+    _check_table(table, key, options.force)
+    return InferJob(ensemble, targets, out_dir, options, key, table)
+
+
+def _rows_of(array: np.ndarray) -> RowReader:
+    """Rows ``a:b`` of an (H, W) array, or of each plane's (C, H, W) rows when 3D."""
+    return lambda a, b: array[..., a:b, :]
+
+
+def _predict(job: InferJob, target: Target, on_band: Callable[[str], None]) -> None:
+    """Predict one image and write its TIFFs: whole in memory when it is one band, else
+    band by band through the staging files (resumable)."""
+    ensemble, tiles = job.ensemble, job.options.tiles
+    height, width = target.shape
+    plan = plan_image(ensemble, height, width, tiles)
+    image = ImageRows(target.image, ensemble.channels, target.roi)
+    planes = len(ensemble.classes) if target.probs is not None else 0
+    staging = None
+    if plan.bands == 1:
+        band = next(image_bands(ensemble, image, plan, tiles, probs=bool(planes)))
+        on_band(target.sample_id)
+        label_rows = _rows_of(band.labels)
+        prob_rows = [_rows_of(plane) for plane in band.probs] if band.probs is not None else []
+    else:
+        folder = job.out_dir / PARTIAL_DIR / target.sample_id
+        staging = Staging(folder, target.record, target.shape, ensemble.dtype, planes)
+        start = staging.start()
+        for _ in range(plan.bands - plan.bands_from(start)):  # done before an interruption
+            on_band(target.sample_id)
+        for band in image_bands(ensemble, image, plan, tiles, probs=bool(planes), start_row=start):
+            staging.append(band.y0, band.y1, band.labels, band.probs)
+            on_band(target.sample_id)
+        label_rows, prob_rows = staging.label_rows(), staging.prob_rows()
+    if target.probs is not None:  # labels last: a label TIFF means the image is complete
+        float16 = np.dtype(np.float16)
+        write_prediction(target.probs, prob_rows, height, width, float16, target.record)
+    write_prediction(target.labels, [label_rows], height, width, ensemble.dtype, target.record)
+    if staging is not None:
+        staging.remove()
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """One table row per target, and what was done."""
+
+    rows: list[dict[str, Any]]
+    predicted: int
+    kept: int
+    tiled: int
+
+
+def run(job: InferJob, on_band: Callable[[str], None] = lambda _: None) -> InferResult:
+    """Predict every target not done yet, in sample-id order; one row per target."""
+    rows, predicted, tiled = [], 0, 0
+    for target in job.targets:
+        mode = plan_image(job.ensemble, *target.shape, job.options.tiles).mode
+        for path in (target.labels, target.probs):
+            if path is not None:
+                remove_temporaries(path)
+        if target.done:
+            for _ in range(job.bands(target)):
+                on_band(target.sample_id)
+        else:
+            _predict(job, target, on_band)
+            predicted += 1
+        tiled += mode == "tiled"
+        rows.append(_row(job, target, mode))
+    return InferResult(rows, predicted, len(job.targets) - predicted, tiled)
+
+
+def _row(job: InferJob, target: Target, mode: str) -> dict[str, Any]:
+    roi = target.roi or (None, None, None, None)
+    relative = os.path.relpath(target.image.resolve(), job.out_dir.resolve())
+    probs = None if target.probs is None else target.probs.relative_to(job.out_dir).as_posix()
+    return {
+        "sample_id": target.sample_id,
+        "image": Path(relative).as_posix(),
+        "prediction": target.labels.name,
+        "probs": probs,
+        "height": target.shape[0],
+        "width": target.shape[1],
+        "mode": mode,
+        "roi_y0": roi[0],
+        "roi_x0": roi[1],
+        "roi_y1": roi[2],
+        "roi_x1": roi[3],
+    }
+
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("image", pa.string()),
+        ("prediction", pa.string()),
+        ("probs", pa.string()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("mode", pa.string()),
+        ("roi_y0", pa.int32()),
+        ("roi_x0", pa.int32()),
+        ("roi_y1", pa.int32()),
+        ("roi_x1", pa.int32()),
+    ]
+)
+
+
+def predictions_table(result: InferResult) -> pa.Table:
+    """The table of SPEC §4.6: one row per image, paths relative to the table."""
+    return pa.Table.from_pylist(result.rows, schema=PREDICTION_SCHEMA)
+
+
+def table_entries(job: InferJob) -> dict[str, Any]:
+    """Schema metadata besides provenance: classes, the run key, and how labels were made."""
+    models = job.ensemble.models
+    return {
+        "classes": list(job.ensemble.classes),
+        "run": job.run_key,
+        "checkpoints": [str(model.path) for model in models],
+        "fusion": "one-vs-rest" if job.ensemble.fused else None,
+        "binary": [m.config.get("binary") for m in models] if models[0].head.binary else None,
+        "probs": job.options.probs,
+    }

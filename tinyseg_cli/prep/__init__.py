@@ -1,0 +1,1 @@
+"""Data preparation: pure functions over arrays and tables (splits, patch sampling)."""
