@@ -15,13 +15,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO := examples/data
+TS := $(BIN)/tinyseg
+
+# The whole pipeline on the bundled example: split -> classweights -> resample -> train ->
+# infer -> score. About a minute of training on 2 CPU cores.
 demo: $(STAMP)
-	$(BIN)/python examples/generate.py --out examples/data
-	$(BIN)/tinyseg score --truth examples/data/masks --pred examples/data/pred_a \
-		--classes examples/data/classes.json -o examples/data/scores_a.parquet --force
-	$(BIN)/tinyseg score --truth examples/data/masks \
-		--run cautious=examples/data/pred_a --run eager=examples/data/pred_b \
-		--classes examples/data/classes.json
+	$(BIN)/python examples/generate.py --out $(DEMO)
+	$(TS) split $(DEMO)/manifest.parquet --ratios 0.6,0.2,0.2 --stratify --seed 0 \
+		-o $(DEMO)/split.parquet --force
+	$(TS) classweights $(DEMO)/split.parquet --scheme iscf -o $(DEMO)/weights.parquet --force
+	$(TS) resample $(DEMO)/split.parquet --strategy equal-samples --size 64 -n 64 --draws 4 \
+		--seed 0 -o $(DEMO)/patches.parquet --force
+	$(TS) train $(DEMO)/split.parquet --patches $(DEMO)/patches.parquet --refresh-every 2 \
+		--class-weights $(DEMO)/weights.parquet --loss focal --augment flip,rot90 \
+		--epochs 8 -b 16 --lr 0.003 --seed 0 -o $(DEMO)/run --force
+	$(TS) infer --checkpoint $(DEMO)/run/best.pt $(DEMO)/split.parquet --split val \
+		-o $(DEMO)/pred_val --force
+	$(TS) score --truth $(DEMO)/split.parquet --split val --pred $(DEMO)/pred_val \
+		-o $(DEMO)/scores_val.parquet --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -384,3 +384,20 @@ def test_crackforest_real_data(cli, tmp_path: Path):
     assert result.exit_code == 0, result.output
     crack = json.loads(result.stdout)["classes"]["crack"]
     assert (crack["tp"], crack["fp"], crack["fn"]) == (tp, fp, fn)
+
+
+def test_class_map_travels_with_the_truth_manifest(cli, tmp_path: Path):
+    """Class names come from the manifest's metadata when --classes is not given."""
+    write_map(tmp_path / "m" / "a.png", np.array([[0, 1], [2, 2]], np.uint8))
+    write_map(tmp_path / "p" / "a.png", np.array([[0, 1], [2, 0]], np.uint8))
+    table = pa.table({"sample_id": ["a"], "mask": ["m/a.png"]}).replace_schema_metadata(
+        {"tinyseg.classes": json.dumps(["bg", "crack", "pore"])}
+    )
+    pq.write_table(table, tmp_path / "manifest.parquet")
+    result = cli(
+        "score", "--truth", tmp_path / "manifest.parquet", "--pred", tmp_path / "p", "--json", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    classes = json.loads(result.stdout)["classes"]
+    assert list(classes) == ["bg", "crack", "pore"]
+    assert classes["pore"]["tp"] == 1 and classes["pore"]["fn"] == 1

@@ -213,6 +213,8 @@ def score(
         if path is not None:
             check_output(path, force)
     class_map = parse_class_map(classes) if classes else None
+    if class_map is None and not counts:
+        class_map = classes_of_inputs([truth, pred, *(path for _, path in _parse_runs(runs or []))])
     options = CountOptions(
         n_classes=len(class_map) if class_map else None,
         ignore_index=ignore_index,
@@ -299,6 +301,21 @@ def _check_modes(
         return
     if not truth or not pred:
         raise typer.BadParameter("give --truth and --pred, or --run NAME=PATH, or --counts TABLE")
+
+
+def classes_of_inputs(specs: list[str | None]) -> ClassMap | None:
+    """The class map that travels with the inputs: a manifest's metadata, or the
+    ``predictions.parquet`` that ``tinyseg infer`` writes beside its label maps."""
+    for spec in specs:
+        if not spec or spec == "-":
+            continue  # stdin can be read only once
+        path = Path(spec)
+        table_path = path / "predictions.parquet" if path.is_dir() else path
+        if is_table_path(table_path) and table_path.is_file():
+            found = class_map_from_metadata(table_metadata(read_table(table_path)))
+            if found is not None:
+                return found
+    return None
 
 
 def _parse_runs(runs: list[str]) -> list[tuple[str, str]]:
