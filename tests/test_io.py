@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +238,14 @@ def test_with_metadata_keeps_existing_keys():
     out = with_metadata(table, {"classes": ["a"]})
     assert out.schema.metadata[b"other"] == b"1"
     assert json.loads(out.schema.metadata[b"tinyseg.classes"]) == ["a"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path):
+    """mkstemp creates 0600 files; a finished output has the mode any new file would get."""
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.parquet") as temporary:
+            temporary.write_bytes(b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.parquet").stat().st_mode & 0o777 == 0o644

@@ -43,7 +43,7 @@ from tinyseg_cli.io.predictions import (
 from tinyseg_cli.io.provenance import fingerprint
 from tinyseg_cli.io.rasters import Roi
 from tinyseg_cli.io.sources import MapRef, manifest_maps, resolve_maps
-from tinyseg_cli.io.tables import _read_buffer, is_table_path, table_metadata
+from tinyseg_cli.io.tables import is_table_path, read_table_bytes, table_metadata
 
 PROBS_DIR = "probs"
 PARTIAL_DIR = ".partial"
@@ -101,7 +101,7 @@ def load_ensemble(
 def _stdin_refs(data: bytes, split: str | None) -> tuple[dict[str, MapRef], bool]:
     """A manifest table (Parquet or Arrow) or image paths, one per line."""
     if data.startswith(TABLE_MAGIC):
-        return manifest_maps(_read_buffer(data, "<stdin>", ""), "-", ("image",), split), True
+        return manifest_maps(read_table_bytes(data, "<stdin>", ""), "-", ("image",), split), True
     refs: dict[str, MapRef] = {}
     for line in data.decode("utf-8", "replace").splitlines():
         if line.strip():

@@ -27,6 +27,12 @@ def check_output(path: str | Path, force: bool) -> None:
         raise TinysegError(f"{parent}: directory is not writable")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto ``path`` on success.
@@ -41,6 +47,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared files
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

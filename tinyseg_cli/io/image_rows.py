@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.images import _as_unit_float, _fit_channels
+from tinyseg_cli.io.images import as_unit_float, fit_channels
 from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi, read_raster
 
 
@@ -120,7 +120,7 @@ class ImageRows:
             block = np.moveaxis(self.raw[:, rows][:, :, cols], 0, -1)
         else:
             block = self.raw[rows][:, cols]
-        return _fit_channels(_as_unit_float(np.asarray(block), self.path), self.channels, self.path)
+        return fit_channels(as_unit_float(np.asarray(block), self.path), self.channels, self.path)
 
     def read_all(self) -> np.ndarray:
         """The whole image (inside the ROI) as (H, W, C) float32 in [0, 1]."""

@@ -35,13 +35,14 @@ def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndar
                 f"{raw.shape[0]}×{raw.shape[1]}"
             )
         raw = raw[y0:y1, x0:x1]
-    image = _as_unit_float(np.asarray(raw), path)
+    image = as_unit_float(np.asarray(raw), path)
     if image.ndim == 2:
         image = image[:, :, None]
-    return _fit_channels(image, channels, path)
+    return fit_channels(image, channels, path)
 
 
-def _as_unit_float(raw: np.ndarray, path: Path) -> np.ndarray:
+def as_unit_float(raw: np.ndarray, path: Path) -> np.ndarray:
+    """Pixel values scaled to [0, 1] by their dtype's maximum (floats kept, checked finite)."""
     if raw.dtype == np.bool_:
         return raw.astype(np.float32)
     if np.issubdtype(raw.dtype, np.integer):
@@ -54,7 +55,8 @@ def _as_unit_float(raw: np.ndarray, path: Path) -> np.ndarray:
     raise TinysegError(f"{path}: unsupported image dtype {raw.dtype}")
 
 
-def _fit_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
+def fit_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    """(H, W, c) → (H, W, channels): grey repeated, alpha dropped, colour averaged to grey."""
     have = image.shape[2]
     if have == channels:
         return image

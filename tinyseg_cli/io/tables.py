@@ -30,7 +30,8 @@ def is_table_path(path: str | Path) -> bool:
     return str(path) == STDIO or Path(path).suffix.lower() in TABLE_SUFFIXES
 
 
-def _read_buffer(data: bytes, name: str, suffix: str) -> pa.Table:
+def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
+    """A table from bytes already read (a pipe), by its magic bytes; CSV by suffix or stdin."""
     if data[:4] == b"PAR1":
         return pq.read_table(io.BytesIO(data))
     if data[:6] == b"ARROW1":
@@ -57,7 +58,7 @@ def read_table(path: str | Path) -> pa.Table:
         if not data:
             raise TinysegError(f"{p}: empty file, expected a table")
     try:
-        return _read_buffer(data, name, suffix)
+        return read_table_bytes(data, name, suffix)
     except (pa.ArrowException, OSError, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TinysegError(f"{name}: unreadable table ({first_line})") from None
