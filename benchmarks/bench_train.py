@@ -7,7 +7,8 @@ Unet-mobilenet_v2 (random weights) with Adam and cross-entropy on the same gener
 the same batch, patch size and DataLoader workers (cores − 1, and 0), in this process. The
 clock runs from the end of the last warm-up step to the end of the last step, so start-up,
 imports and the first workers' spawn are excluded; epoch boundaries (new workers, and for
-tinyseg its per-epoch ``last.pt`` and log) inside that window count. ``--quick``: 128²
+tinyseg its per-epoch ``last.pt`` and log) inside that window count. Each loop runs
+``ROUNDS`` times, alternating with the other; its fastest run counts. ``--quick``: 128²
 patches and fewer steps.
 """
 
@@ -30,6 +31,7 @@ N_IMAGES, SIDE = 32, 512
 PER_IMAGE = 4  # random patches per image and epoch, as `tinyseg train` defaults to
 BATCH = 8
 MEAN, STD = [0.62, 0.62, 0.62], [0.08, 0.08, 0.08]  # roughly the generated images' own
+ROUNDS = 2  # each loop runs this often; the best run counts (a shared 2-core machine)
 DEVICE = "cpu"  # SPEC §8's figures are for CPU; `python bench_train.py --device cuda` on a GPU
 
 
@@ -202,46 +204,71 @@ def run_hand(patch: int, manifest: Path, workers: int, warmup: int, steps: int) 
 # --------------------------------------------------------------------------- run
 
 
+def measure(
+    manifest: Path, patch: int, settings: list[int], warmup: int, steps: int
+) -> dict[str, dict[str, Any]]:
+    """Both loops at every worker count, ``ROUNDS`` times; the fastest run of each counts."""
+    results: dict[str, dict[str, Any]] = {}
+    for round_ in range(ROUNDS):
+        for workers in settings:
+            candidates = {
+                f"tinyseg/{workers}": lambda w=workers: run_tinyseg(
+                    manifest, manifest.parent / f"run-{w}", patch, w, warmup, steps
+                ),
+                f"hand/{workers}": lambda w=workers: run_hand(patch, manifest, w, warmup, steps),
+            }
+            # alternated (AB, then BA) so drifts in machine load hit both alike
+            for key in sorted(candidates, reverse=round_ % 2 == 1):
+                result = candidates[key]()
+                if key not in results or result["images_per_s"] > results[key]["images_per_s"]:
+                    results[key] = result
+    return results
+
+
+def results_table(
+    results: dict[str, dict[str, Any]], settings: list[int], patch: int, warmup: int, steps: int
+) -> Table:
+    """One row per loop and worker count."""
+    table = Table(
+        title=f"train — smp Unet-mobilenet_v2, {patch}² patches, batch {BATCH}, ce, Adam, "
+        f"{steps} steps after {warmup} warm-up, {DEVICE}, best of {ROUNDS}",
+        title_justify="left",
+    )
+    for header in ("loop", "workers", "images/s", "median step", "slowest step", "loader share"):
+        table.add_column(header, justify="left" if header == "loop" else "right")
+    for workers in settings:
+        for loop, name in (("tinyseg", "tinyseg Trainer"), ("hand", "hand-written smp loop")):
+            r = results[f"{loop}/{workers}"]
+            table.add_row(
+                name,
+                str(workers),
+                f"{r['images_per_s']:.2f}",
+                f"{r['median_step_s'] * 1e3:.0f} ms",
+                f"{r['max_step_s'] * 1e3:.0f} ms",
+                f"{r['loader_share']:.1%}",
+            )
+    return table
+
+
 def run(quick: bool = False) -> Section:
     """tinyseg's training loop vs a hand-written smp loop, at cores − 1 and at 0 workers."""
     section = Section("train")
     patch, warmup, steps = (128, 2, 8) if quick else (256, 3, 20)
     settings = sorted({max(0, cores() - 1), 0}, reverse=True)
-    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="tinyseg-bench-") as tmp:
-        root = Path(tmp)
-        manifest = make_data(root)
+        manifest = make_data(Path(tmp))
         section.raw["cpu_busy_before"] = warn_if_busy("the train timings")
-        for workers in settings:  # alternated so drifts in machine load hit both alike
-            run_dir = root / f"run-{workers}"
-            results[f"tinyseg/{workers}"] = run_tinyseg(
-                manifest, run_dir, patch, workers, warmup, steps
-            )
-            results[f"hand/{workers}"] = run_hand(patch, manifest, workers, warmup, steps)
-    table = Table(
-        title=f"train — smp Unet-mobilenet_v2, {patch}² patches, batch {BATCH}, ce, Adam, "
-        f"{steps} steps after {warmup} warm-up, {DEVICE}",
-        title_justify="left",
-    )
-    for header in ("loop", "workers", "images/s", "median step", "slowest step", "loader share"):
-        table.add_column(header, justify="left" if header == "loop" else "right")
-    for key, r in results.items():
-        loop, workers = key.split("/")
-        table.add_row(
-            "tinyseg Trainer" if loop == "tinyseg" else "hand-written smp loop",
-            workers,
-            f"{r['images_per_s']:.2f}",
-            f"{r['median_step_s'] * 1e3:.0f} ms",
-            f"{r['max_step_s'] * 1e3:.0f} ms",
-            f"{r['loader_share']:.1%}",
-        )
-    console.print(table)
+        results = measure(manifest, patch, settings, warmup, steps)
+    console.print(results_table(results, settings, patch, warmup, steps))
     for workers in settings:
         ours, hand = results[f"tinyseg/{workers}"], results[f"hand/{workers}"]
-        ratio = ours["images_per_s"] / hand["images_per_s"]
         note = f"{patch}² patches, {workers} workers"
         section.ratios += [
-            (f"tinyseg / hand loop images/s ({workers} workers)", ratio, note),
+            (
+                f"tinyseg / hand loop images/s ({workers} workers)",
+                ours["images_per_s"] / hand["images_per_s"],
+                note,
+            ),
             (f"tinyseg images/s ({workers} workers)", ours["images_per_s"], note),
             (f"tinyseg loader share ({workers} workers)", ours["loader_share"], note),
         ]
@@ -264,8 +291,9 @@ def run(quick: bool = False) -> Section:
         ),
     ]
     section.raw.update(
-        {"patch": patch, "batch": BATCH, "warmup": warmup, "steps": steps, "results": results}
+        {"patch": patch, "batch": BATCH, "warmup": warmup, "steps": steps, "rounds": ROUNDS}
     )
+    section.raw["results"] = results
     return section
 
 

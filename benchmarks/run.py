@@ -21,9 +21,11 @@ if str(HERE) not in sys.path:  # importable as a module too, not only as a scrip
     sys.path.insert(0, str(HERE))
 
 import bench_classweights  # noqa: E402
+import bench_infer  # noqa: E402
 import bench_resample  # noqa: E402
 import bench_score  # noqa: E402
 import bench_score_e2e  # noqa: E402
+import bench_train  # noqa: E402
 import numpy as np  # noqa: E402
 from common import Section, console, cores, targets_table, warn_if_busy  # noqa: E402
 from rich.rule import Rule  # noqa: E402
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("kernel", "e2e", "resample", "classweights"),
+        choices=("kernel", "e2e", "resample", "classweights", "infer", "train"),
         help="run one benchmark only",
     )
     parser.add_argument(
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         ("e2e", "score: end to end", bench_score_e2e.run),
         ("resample", "resample: candidate patches", bench_resample.run),
         ("classweights", "classweights: folder of masks", bench_classweights.run),
+        ("infer", "infer: tiled vs full passes", bench_infer.run),
+        ("train", "train: tinyseg vs a hand-written smp loop", bench_train.run),
     ):
         if args.only not in (None, key):
             continue
