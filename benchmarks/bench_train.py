@@ -6,10 +6,11 @@ Unet-mobilenet_v2 (random weights) with Adam and cross-entropy on the same gener
 (32 RGB PNGs of 512² with sparse defect masks, 4 random patches per image and epoch), with
 the same batch, patch size and DataLoader workers (cores − 1, and 0), in this process. The
 clock runs from the end of the last warm-up step to the end of the last step, so start-up,
-imports and the first workers' spawn are excluded; epoch boundaries (new workers, and for
-tinyseg its per-epoch ``last.pt`` and log) inside that window count. Each loop runs
-``ROUNDS`` times, alternating with the other; its fastest run counts. ``--quick``: 128²
-patches and fewer steps.
+imports and the first workers' spawn are excluded; epoch boundaries inside that window
+count (the hand loop's new workers, as a plain DataLoader starts them each epoch; tinyseg's
+per-epoch ``last.pt`` and log; its workers persist). Each loop runs ``ROUNDS`` times,
+alternating with the other; its fastest run counts. ``--quick``: 128² patches and fewer
+steps, all inside the first epoch.
 """
 
 from __future__ import annotations

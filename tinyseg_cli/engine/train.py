@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from tinyseg_cli.data.datasets import (
     EpochSampler,
@@ -125,6 +125,24 @@ def total_steps(plan: TrainPlan, world: int) -> int | None:
     return sum(per_rank)
 
 
+class _CurrentEpoch(Sampler):
+    """The keys of the epoch being trained, so that one DataLoader serves every epoch.
+
+    Its workers then start once per run: workers started anew each epoch cost seconds per
+    epoch on CPU, because after each fork the training process copies every page it writes
+    (copy-on-write) — ~4 s per epoch for Unet-mobilenet_v2 at 256², batch 8 (benchmarks/).
+    """
+
+    def __init__(self) -> None:
+        self.epoch: EpochSampler | None = None
+
+    def __iter__(self) -> Any:
+        return iter(self.epoch if self.epoch is not None else ())
+
+    def __len__(self) -> int:
+        return len(self.epoch) if self.epoch is not None else 0
+
+
 @contextmanager
 def _stop_on_interrupt() -> Any:
     """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
@@ -190,6 +208,8 @@ class Trainer:
             augments=plan.augments,
             seed=o.seed,
         )
+        self._keys = _CurrentEpoch()
+        self._data: DataLoader | None = None
 
     def load_encoder(self) -> None:
         load_encoder_weights(self.model, self.spec, self.plan.options.encoder_weights)
@@ -235,7 +255,7 @@ class Trainer:
 
     def _loader(self, patches: list[Patch]) -> DataLoader:
         o = self.plan.options
-        sampler = EpochSampler(
+        self._keys.epoch = EpochSampler(
             patches,
             epoch=self.position.epoch,
             seed=o.seed,
@@ -244,15 +264,17 @@ class Trainer:
             world=self.dist.world,
             start=self.position.batch * o.batch_size,
         )
-        return DataLoader(
-            self.dataset,
-            batch_size=o.batch_size,
-            sampler=sampler,
-            num_workers=o.workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=True,
-            persistent_workers=False,
-        )
+        if self._data is None:
+            self._data = DataLoader(
+                self.dataset,
+                batch_size=o.batch_size,
+                sampler=self._keys,
+                num_workers=o.workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=True,
+                persistent_workers=o.workers > 0,
+            )
+        return self._data
 
     def _finished(self) -> bool:
         o = self.plan.options
@@ -266,19 +288,22 @@ class Trainer:
         o = self.plan.options
         hooks.on_start(self.total)
         with _stop_on_interrupt() as interrupt:
-            while not self._finished():
-                patches = epoch_patches(self.plan, self.position.epoch)
-                if len(patches) // self.dist.world < o.batch_size:
-                    raise TinysegError(
-                        f"epoch {self.position.epoch} holds {len(patches)} patches, fewer than "
-                        f"--batch-size {o.batch_size} (per process)"
-                    )
-                stopped = self._epoch(patches, hooks, interrupt)
-                if stopped:
-                    self.save_last()
-                    raise KeyboardInterrupt
-                if self.position.batch == 0:  # a whole epoch went by
-                    self._end_of_epoch(hooks)
+            try:
+                while not self._finished():
+                    patches = epoch_patches(self.plan, self.position.epoch)
+                    if len(patches) // self.dist.world < o.batch_size:
+                        raise TinysegError(
+                            f"epoch {self.position.epoch} holds {len(patches)} patches, fewer "
+                            f"than --batch-size {o.batch_size} (per process)"
+                        )
+                    stopped = self._epoch(patches, hooks, interrupt)
+                    if stopped:
+                        self.save_last()
+                        raise KeyboardInterrupt
+                    if self.position.batch == 0:  # a whole epoch went by
+                        self._end_of_epoch(hooks)
+            finally:
+                self._data = None  # ends the loader's worker processes
         if (
             self.plan.val
             and self.plan.options.val_every
