@@ -8,7 +8,6 @@ Workers read TIFF/PNG files lazily, each keeping a few decoded images in a small
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +44,17 @@ class Labelling:
     ignore_index: int = 255
     palette: Palette | None = None
     binary_index: int | None = None  # one-vs-rest: this class → 1, every other class → 0
+
+
+def targets(labels: np.ndarray, labelling: Labelling) -> np.ndarray:
+    """Mask labels as the network's targets: one-vs-rest (C → 1, others → 0) when binary,
+    the ignore label kept."""
+    index = labelling.binary_index
+    if index is None:
+        return labels
+    out = (labels == index).astype(labels.dtype)
+    out[labels == labelling.ignore_index] = labelling.ignore_index
+    return out
 
 
 def window(sample: Sample, shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -112,13 +122,7 @@ class PatchDataset(Dataset):
     def read_labels(self, path: Path) -> np.ndarray:
         """Training targets of a whole mask: class labels, one-vs-rest when binary."""
         label_map = open_label_map(path, "truth", palette=self.labelling.palette)
-        labels = label_map[0 : label_map.shape[0]].astype(np.int64)
-        index = self.labelling.binary_index
-        if index is not None:
-            ignored = labels == self.labelling.ignore_index
-            labels = (labels == index).astype(np.int64)
-            labels[ignored] = self.labelling.ignore_index
-        return labels
+        return targets(label_map[0 : label_map.shape[0]].astype(np.int64), self.labelling)
 
     def __getitem__(self, key: tuple[int, int, Patch]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, position, patch = key
@@ -176,28 +180,3 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.keys)
-
-
-def steps_per_epoch(n_patches: int, batch_size: int, world: int = 1) -> int:
-    """Optimiser steps of one epoch (whole batches per rank)."""
-    return (n_patches // world) // batch_size if batch_size else 0
-
-
-def dataset_statistics(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std over the pixels of ``images`` ((H, W, C) in [0, 1])."""
-    channels = images[0].shape[2]
-    total = np.zeros(channels, np.float64)
-    squares = np.zeros(channels, np.float64)
-    count = 0
-    for image in images:
-        flat = image.reshape(-1, channels).astype(np.float64)
-        total += flat.sum(axis=0)
-        squares += (flat * flat).sum(axis=0)
-        count += flat.shape[0]
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
-    return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

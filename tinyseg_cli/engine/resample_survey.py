@@ -18,8 +18,9 @@ import numpy as np
 from tinyseg_cli.engine.parallel import parallel_map
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.image_rows import image_size
 from tinyseg_cli.io.palette import Palette
-from tinyseg_cli.io.rasters import Roi, open_label_map, read_raster
+from tinyseg_cli.io.rasters import Roi, open_label_map
 from tinyseg_cli.io.sources import manifest_maps
 from tinyseg_cli.io.tables import read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
@@ -84,25 +85,10 @@ def read_labels(sample: Sample, settings: Settings) -> np.ndarray:
     return open_label_map(sample.mask, "truth", palette=settings.palette, roi=sample.roi)[:]
 
 
-def _image_shape(path: Path) -> tuple[int, int]:
-    if path.suffix.lower() == ".png":  # the header suffices; decoding waits for training
-        from PIL import Image
-
-        try:
-            with Image.open(path) as image:
-                return image.height, image.width
-        except Exception:  # read_raster below names what is wrong
-            pass
-    raw = read_raster(path)
-    if raw.ndim == 3 and raw.shape[0] in (1, 3, 4) and raw.shape[2] not in (1, 3, 4):
-        return raw.shape[1], raw.shape[2]  # planar TIFF (C, H, W)
-    return raw.shape[0], raw.shape[1]
-
-
 def survey_sample(sample: Sample, settings: Settings) -> Survey:
     """Validate one sample and count its pixels and candidate patches per class."""
     label_map = open_label_map(sample.mask, "truth", palette=settings.palette, roi=sample.roi)
-    shapes = [_image_shape(sample.image), label_map.full_shape]
+    shapes = [image_size(sample.image), label_map.full_shape]
     if shapes[0] != shapes[1]:
         image, mask = ("×".join(map(str, shape)) for shape in shapes)
         raise TinysegError(f"{sample.image}: image is {image} but its mask is {mask}")

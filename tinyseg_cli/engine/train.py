@@ -74,18 +74,32 @@ class Position:
     history: list[float] = field(default_factory=list)
 
 
+def _draw(plan: TrainPlan, epoch: int) -> int:
+    """The patch-table draw of ``epoch``: each draw serves --refresh-every epochs, cyclically."""
+    assert plan.patch_table is not None
+    return (epoch // max(1, plan.options.refresh_every)) % len(plan.patch_table)
+
+
 def epoch_patches(plan: TrainPlan, epoch: int) -> list[Patch]:
     """The patches of ``epoch``: a patch-table draw, random windows, or resized images."""
     options = plan.options
     if plan.patch_table is not None:
-        draw = (epoch // max(1, options.refresh_every)) % len(plan.patch_table)
-        return plan.patch_table[draw]
+        return plan.patch_table[_draw(plan, epoch)]
     if options.resize is not None:
         return whole_images(plan.train, plan.shapes, options.resize)
     rng = np.random.default_rng([options.seed, epoch, 2])
     return random_patches(
         plan.train, plan.shapes, options.patch_size, options.patches_per_image, rng
     )
+
+
+def epoch_size(plan: TrainPlan, epoch: int) -> int:
+    """The number of patches :func:`epoch_patches` gives ``epoch``, without drawing them."""
+    options = plan.options
+    if plan.patch_table is not None:
+        return len(plan.patch_table[_draw(plan, epoch)])
+    per_image = 1 if options.resize is not None else options.patches_per_image
+    return len(plan.train) * per_image
 
 
 def make_optimizer(model: torch.nn.Module, plan: TrainPlan) -> torch.optim.Optimizer:
@@ -121,7 +135,7 @@ def total_steps(plan: TrainPlan, world: int) -> int | None:
     if o.iterations is not None:
         return o.iterations
     assert o.epochs is not None
-    per_rank = (len(epoch_patches(plan, e)) // world // o.batch_size for e in range(o.epochs))
+    per_rank = (epoch_size(plan, e) // world // o.batch_size for e in range(o.epochs))
     return sum(per_rank)
 
 

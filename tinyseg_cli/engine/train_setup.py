@@ -23,9 +23,7 @@ from tinyseg_cli.io.palette import Palette, load_palette
 from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.tables import read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from tinyseg_cli.models import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinyseg_cli.data.datasets import targets
 from tinyseg_cli.engine.train_setup import TrainPlan
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.inference.predict import predict_labels
@@ -45,13 +46,7 @@ def parse_select(text: str) -> tuple[str, str]:
 def truth_labels(plan: TrainPlan, sample: Any) -> np.ndarray:
     """The val mask inside its ROI, mapped one-vs-rest for a binary model."""
     mask = open_label_map(sample.mask, "truth", palette=plan.labelling.palette, roi=sample.roi)
-    labels = mask[0 : mask.shape[0]]
-    index = plan.labelling.binary_index
-    if index is None:
-        return labels
-    out = (labels == index).astype(np.uint8)
-    out[labels == plan.labelling.ignore_index] = plan.labelling.ignore_index
-    return out
+    return targets(mask[0 : mask.shape[0]], plan.labelling)
 
 
 def validate(

@@ -72,6 +72,12 @@ def _header_shape(path: Path) -> tuple[int, ...]:
         raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from None
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """Height and width of an image from its header (PNG and TIFF are not decoded)."""
+    _, height, width, _ = _layout(_header_shape(path), path)
+    return height, width
+
+
 def check_channels(have: int, channels: int, path: Path) -> None:
     """Fail unless ``read_image`` can turn ``have`` channels into the network's ``channels``."""
     if have == channels or have == 1 or (have == 4 and channels == 3):

@@ -15,11 +15,6 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.rasters import Roi, read_raster
 
 
-def image_shape(path: Path) -> tuple[int, int]:
-    """Height and width of an image, without decoding more than the header where possible."""
-    return tuple(read_raster(path).shape[:2])  # type: ignore[return-value]
-
-
 def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndarray:
     """The image at ``path`` (inside ``roi``) as a (H, W, channels) float32 array in [0, 1]."""
     raw = read_raster(path)
