@@ -21,6 +21,15 @@ from tinyseg_cli.losses import LOSSES, build_loss, param_defaults
 IGNORE = 255
 ALL = list(LOSSES)
 MULTI = [n for n in ALL if not LOSSES[n].binary_only]
+# (name, K) pairs that exist: binary-only losses have no K = 3 case.
+NAME_K = [(n, k) for n in ALL for k in (1, 3) if k == 1 or n in MULTI]
+NAME_BINARY = [(n, b) for n in ALL for b in (True, False) if b or n in MULTI]
+
+
+# (name, weights) pairs that exist: wce cannot run without class weights.
+def weighted(names: list[str]) -> list[tuple[str, bool]]:
+    return [(n, w) for n in names for w in (True, False) if w or n != "wce"]
+
 
 # Hyper-parameters given explicitly (some off their defaults, to see they are used).
 PARAMS = {
@@ -199,22 +208,16 @@ def reference(name, logits, target, binary, weights):
 # --- values ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("weights", [True, False])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "weights"), weighted(ALL))
 def test_binary_value_by_hand(name, weights):
-    if name == "wce" and not weights:
-        pytest.skip("wce needs class weights")
     expected = reference(name, BIN_LOGITS, BIN_TARGET, True, BINARY_WEIGHTS if weights else None)
     got = value(make_loss(name, True, weights), BIN_LOGITS, BIN_TARGET)
     assert got == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("target", [MC_TARGET, [[[0, 1], [1, 0]]]], ids=["all", "absent"])
-@pytest.mark.parametrize("weights", [True, False])
-@pytest.mark.parametrize("name", MULTI)
+@pytest.mark.parametrize(("name", "weights"), weighted(MULTI))
 def test_multiclass_value_by_hand(name, weights, target):
-    if name == "wce" and not weights:
-        pytest.skip("wce needs class weights")
     expected = reference(name, MC_LOGITS, target, False, MULTI_WEIGHTS if weights else None)
     assert value(make_loss(name, False, weights), MC_LOGITS, target) == pytest.approx(
         expected, rel=1e-5
@@ -301,11 +304,8 @@ def test_loss_classes_restrict_region_terms():
 # --- gradients, ignore label, stability ------------------------------------------------
 
 
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "k"), NAME_K)
 def test_raising_the_true_logit_lowers_the_loss(name, k):
-    if k == 3 and LOSSES[name].binary_only:
-        pytest.skip("binary only")
     gen = torch.Generator().manual_seed(3)
     logits = torch.randn(2, k, 4, 4, generator=gen).requires_grad_()
     target = torch.randint(0, max(k, 2), (2, 4, 4), generator=gen)
@@ -321,11 +321,8 @@ def test_raising_the_true_logit_lowers_the_loss(name, k):
     assert (logits.grad.permute(1, 0, 2, 3)[:, ~valid] == 0).all()
 
 
-@pytest.mark.parametrize("binary", [True, False])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "binary"), NAME_BINARY)
 def test_ignored_pixels_have_no_effect(name, binary):
-    if not binary and LOSSES[name].binary_only:
-        pytest.skip("binary only")
     logits, target = (BIN_LOGITS, BIN_TARGET) if binary else (MC_LOGITS, MC_TARGET)
     base = torch.tensor(logits)
     extra = torch.cat([base, torch.full((1, base.shape[1], 2, 1), 4.0)], dim=3).requires_grad_()
@@ -337,11 +334,8 @@ def test_ignored_pixels_have_no_effect(name, binary):
     assert (extra.grad[..., 2] == 0).all()
 
 
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "k"), NAME_K)
 def test_all_ignored_batch_is_zero_with_grad(name, k):
-    if k == 3 and LOSSES[name].binary_only:
-        pytest.skip("binary only")
     logits = torch.randn(2, k, 3, 3, requires_grad=True)
     out = make_loss(name, k == 1)(logits, torch.full((2, 3, 3), IGNORE))
     out.backward()
@@ -349,11 +343,8 @@ def test_all_ignored_batch_is_zero_with_grad(name, k):
     assert torch.isfinite(logits.grad).all() and (logits.grad == 0).all()
 
 
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "k"), NAME_K)
 def test_extreme_logits_stay_finite(name, k):
-    if k == 3 and LOSSES[name].binary_only:
-        pytest.skip("binary only")
     logits = torch.randn(1, k, 4, 4, generator=torch.Generator().manual_seed(1)) * 80
     logits.requires_grad_()
     target = torch.randint(0, max(k, 2), (1, 4, 4), generator=torch.Generator().manual_seed(2))
@@ -464,11 +455,8 @@ def f2(pred: torch.Tensor, truth: torch.Tensor) -> float:
     return 5 * tp / (5 * tp + 4 * fn + fp) if tp + fp + fn else 0.0
 
 
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("name", "k"), NAME_K)
 def test_minimising_each_loss_finds_the_rare_class(name, k):
-    if k == 3 and LOSSES[name].binary_only:
-        pytest.skip("binary only")
     rare = 1 if k == 1 else 2
     target = torch.zeros(1, 8, 8, dtype=torch.long)
     target[0, 2, 3] = target[0, 5, 6] = target[0, 6, 1] = rare
