@@ -52,6 +52,21 @@ def split_rows(table: pa.Table, spec: str, split: str, fold: int | None = None) 
     ]
 
 
+def training_rows(table: pa.Table, spec: str) -> list[Sample]:
+    """The training rows of a manifest: ``split == 'train'``, or every row without a
+    ``split`` column (what ``classweights`` and ``resample`` read)."""
+    source = "<stdin>" if spec == "-" else spec
+    if table.num_rows == 0:
+        raise TinysegError(f"{source}: manifest has no rows")
+    for column in ("image", "mask"):
+        if column not in table.column_names:
+            raise TinysegError(f"{source}: manifest needs a column {column!r}")
+    split = "train" if "split" in table.column_names else None
+    images = manifest_maps(table, spec, ("image",), split)
+    masks = manifest_maps(table, spec, ("mask",), split)
+    return [Sample(sid, images[sid].path, ref.path, ref.roi) for sid, ref in masks.items()]
+
+
 def _fold_split(table: pa.Table, source: str, fold: int) -> pa.Table:
     """The ``split`` column of fold ``fold``, by the rule ``tinyseg split --fold`` writes."""
     if "fold" not in table.column_names:

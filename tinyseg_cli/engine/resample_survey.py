@@ -10,31 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinyseg_cli.data.samples import Sample, training_rows
 from tinyseg_cli.engine.parallel import parallel_map
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.image_rows import image_size
 from tinyseg_cli.io.palette import Palette
-from tinyseg_cli.io.rasters import Roi, open_label_map
-from tinyseg_cli.io.sources import manifest_maps
+from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.tables import read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.prep.patches import candidate_tops, valid_patches
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One training row: its image, its mask and its region of interest."""
-
-    sample_id: str
-    image: Path
-    mask: Path
-    roi: Roi | None = None
 
 
 @dataclass(frozen=True)
@@ -49,15 +38,7 @@ def read_manifest(spec: str) -> Manifest:
     ``split`` column); paths resolve relative to the table (to the CWD on stdin)."""
     name = "<stdin>" if spec == "-" else spec
     table = read_table(spec)
-    if table.num_rows == 0:
-        raise TinysegError(f"{name}: manifest has no rows")
-    for column in ("image", "mask"):
-        if column not in table.column_names:
-            raise TinysegError(f"{name}: manifest needs a column {column!r}")
-    split = "train" if "split" in table.column_names else None
-    masks = manifest_maps(table, spec, ("mask",), split)
-    images = manifest_maps(table, spec, ("image",), split)
-    samples = [Sample(key, images[key].path, ref.path, ref.roi) for key, ref in masks.items()]
+    samples = training_rows(table, spec)
     return Manifest(name, samples, class_map_from_metadata(table_metadata(table)))
 
 
