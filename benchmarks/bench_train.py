@@ -68,9 +68,7 @@ def make_data(root: Path, n_images: int = N_IMAGES, side: int = SIDE) -> Path:
         image, mask = _pair(rng, side)
         Image.fromarray(image).save(root / "images" / f"s{i}.png")
         Image.fromarray(mask).save(root / "masks" / f"s{i}.png")
-        rows.append(
-            {"sample_id": f"s{i}", "image": f"images/s{i}.png", "mask": f"masks/s{i}.png"}
-        )
+        rows.append({"sample_id": f"s{i}", "image": f"images/s{i}.png", "mask": f"masks/s{i}.png"})
     table = pa.Table.from_pylist([{**row, "split": "train"} for row in rows])
     table = table.replace_schema_metadata({"tinyseg.classes": json.dumps(CLASSES)})
     manifest = root / "split.parquet"

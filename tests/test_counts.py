@@ -47,6 +47,25 @@ def test_block_size_does_not_change_counts(block_pixels):
     assert np.array_equal(got, expected)
 
 
+def test_work_buffers_reused_across_sizes_and_types():
+    # A large block, then smaller ones of other types and class counts: each count must see
+    # only its own pixels, whatever the reused work buffers held before.
+    big = np.ones(3000, np.uint8)
+    assert confusion_matrix(big, big, n_classes=2)[1, 1] == 3000
+    truth = np.array([0, 1, 1, 2], np.uint8)
+    pred = np.array([0, 1, 2, 2], np.uint8)
+    assert confusion_matrix(truth, pred, n_classes=3).tolist() == [
+        [1, 0, 0],
+        [0, 1, 1],
+        [0, 0, 1],
+    ]
+    wide_truth = np.array([0, 20, 20], np.uint16)  # 21 classes: the int64 index path
+    wide_pred = np.array([20, 20, 0], np.uint16)
+    wide = confusion_matrix(wide_truth, wide_pred, n_classes=21)
+    assert wide.sum() == 3 and wide[0, 20] == wide[20, 20] == wide[20, 0] == 1
+    assert confusion_matrix(big[:5], big[:5], n_classes=2).tolist() == [[0, 0], [0, 5]]
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
 def test_dtypes_and_many_classes(dtype):
     rng = np.random.default_rng(3)

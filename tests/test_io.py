@@ -20,7 +20,7 @@ from tinyseg_cli.io.atomic import atomic_path, check_output
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_class_map
 from tinyseg_cli.io.palette import UnknownColour, load_palette
 from tinyseg_cli.io.provenance import fingerprint, provenance
-from tinyseg_cli.io.rasters import open_label_map
+from tinyseg_cli.io.rasters import open_label_map, read_raster
 from tinyseg_cli.io.sources import resolve_maps
 from tinyseg_cli.io.tables import read_table, table_metadata, with_metadata, write_table
 
@@ -192,6 +192,54 @@ def test_uncompressed_tiff_is_memory_mapped(tmp_path: Path):
     assert isinstance(open_label_map(path, "truth").raw, np.memmap)
     tifffile.imwrite(tmp_path / "z.tif", np.ones((3, 4), np.uint8), compression="zlib")
     assert open_label_map(tmp_path / "z.tif", "truth").rows(0, 3).sum() == 12
+
+
+def test_compressed_tiffs_lzw_and_deflate(tmp_path: Path):
+    from PIL import Image
+
+    labels = np.zeros((40, 30), np.uint8)
+    labels[3:5, 7:9], labels[20, 1] = 1, 2
+    Image.fromarray(labels).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    tifffile.imwrite(tmp_path / "deflate.tif", labels, compression="adobe_deflate")
+    for name in ("lzw.tif", "deflate.tif"):
+        assert np.array_equal(read_raster(tmp_path / name), labels)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "1", "I;16", "LA", "RGB", "RGBA"])
+def test_png_pixels_equal_pillows_array(tmp_path: Path, mode: str):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 4, (37, 53)).astype(np.uint8)
+    if mode == "P":
+        image = Image.fromarray(grey, "L").convert("P")
+        image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    elif mode == "I;16":
+        image = Image.fromarray(grey.astype(np.uint16) * 300)
+    else:
+        image = Image.fromarray(grey * 60, "L").convert(mode)
+    image.save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as reopened:
+        expected = np.asarray(reopened)
+    got = read_raster(tmp_path / "m.png")
+    if mode == "1":  # a binary mask: labels 0 and 1
+        expected = expected.astype(np.uint8)
+        assert set(np.unique(got)) == {0, 1}
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected)
+    if mode == "P":
+        assert np.array_equal(got, grey)  # palette indices, not colours
+
+
+def test_png_larger_than_one_pillow_block(tmp_path: Path):
+    from PIL import Image
+
+    labels = np.zeros((4200, 4200), np.uint8)  # 17.6 MB: more than Pillow's 16 MB block
+    labels[::97, ::13] = 2
+    labels[-1, -1] = 1
+    Image.fromarray(labels).save(tmp_path / "big.png")
+    got = read_raster(tmp_path / "big.png")
+    assert got.shape == labels.shape and np.array_equal(got, labels)
 
 
 def test_sources_folder_glob_file_and_manifest(tmp_path: Path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +403,16 @@ def test_class_map_travels_with_the_truth_manifest(cli, tmp_path: Path):
     classes = json.loads(result.stdout)["classes"]
     assert list(classes) == ["bg", "crack", "pore"]
     assert classes["pore"]["tp"] == 1 and classes["pore"]["fn"] == 1
+
+
+def test_score_loads_only_its_own_command():
+    # Start-up is paid on every call: `score` must not import the other commands' engines,
+    # the training stack, or pydantic (typer >= 0.29 coerces options through it).
+    code = (
+        "import sys; from tinyseg_cli.cli.main import load_command; load_command('score'); "
+        "heavy = ['torch', 'segmentation_models_pytorch', 'pydantic', "
+        "'tinyseg_cli.engine.resample', 'tinyseg_cli.engine.split', 'tinyseg_cli.cli.train']; "
+        "print([name for name in heavy if name in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

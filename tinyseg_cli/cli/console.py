@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -40,6 +39,17 @@ def error(message: str) -> None:
 @contextlib.contextmanager
 def progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr, shown only on a terminal and without ``--quiet``."""
+    if STATE.quiet or not stderr.is_terminal:
+        yield lambda _item: None
+        return
+    from rich.progress import (  # imported only when a bar is shown (start-up of every call)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -47,7 +57,6 @@ def progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
-        disable=STATE.quiet or not stderr.is_terminal,
     )
     with bar:
         task = bar.add_task(description, total=total)

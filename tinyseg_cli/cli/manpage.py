@@ -116,7 +116,7 @@ def option_term(param: Any, ctx: typer.Context) -> str:
     flags = sorted(param.opts, key=lambda flag: flag.startswith("--")) + param.secondary_opts
     term = ", ".join(bold(flag) for flag in flags)
     if not (param.is_flag or param.count):
-        term += " " + italic(param.display_type_rich(ctx))
+        term += " " + italic(param.make_metavar(ctx=ctx))
     return term
 
 
@@ -133,9 +133,9 @@ def param_help(param: Any, ctx: typer.Context) -> str:
     record = param.get_help_record(ctx)
     full = record[1] if record else raw
     parts = [" ".join(plain(raw, ctx.command).split())]
-    descriptor = getattr(param, "type_descriptor", None)
-    if param.metavar is not None and descriptor is not None and descriptor.is_choice:
-        choices = (str(getattr(choice, "value", choice)) for choice in descriptor.choices)
+    choices = getattr(param.type, "choices", None)
+    if param.metavar is not None and choices:
+        choices = (str(getattr(choice, "value", choice)) for choice in choices)
         parts.append(f"One of: {', '.join(choices)}.")
     parts.append(full[len(raw) :].strip() if full.startswith(raw) else "")
     return " ".join(part for part in parts if part)

@@ -86,7 +86,7 @@ def score(
         typer.Argument(
             help="Counts tables to reduce (with --counts); '-' reads one from stdin.",
             show_default=False,
-            metavar="TABLE",
+            metavar="TABLE...",
         ),
     ] = None,
     truth: Annotated[
