@@ -161,6 +161,21 @@ def test_resume_matches_an_uninterrupted_run(cli, split, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_loader_workers_do_not_change_training(cli, split, tmp_path):
+    """Several epochs with worker processes (kept alive across epochs) give the weights of a
+    run that loads in the main process: patches and augmentations do not depend on them."""
+    common = (*TINY, "--augment", "flip,rot90", "--epochs", "3", "--seed", "5")
+    inline, workers = tmp_path / "inline", tmp_path / "workers"
+    assert cli("train", split, *common, "--workers", "0", "-o", inline).exit_code == 0
+    result = cli("train", split, *common, "--workers", "2", "-o", workers)
+    assert result.exit_code == 0, result.output
+    a, b = state_of(inline / "last.pt"), state_of(workers / "last.pt")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log = pq.read_table(workers / "log.parquet").to_pylist()
+    assert len([row for row in log if row["kind"] == "val" and row["level"] == "macro"]) == 3
+
+
 def test_ctrl_c_leaves_a_resumable_checkpoint(split, tmp_path):
     run = tmp_path / "run"
     command = [
