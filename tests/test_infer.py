@@ -4,6 +4,7 @@ binary thresholds, one-vs-rest fusion, resume, the predictions table and the err
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -249,6 +250,20 @@ def test_infer_tiled_and_full_outputs(cli, data, tmp_path):
     )
     assert (tifffile.imread(full / "a.tif") == labels["a"]).mean() >= 0.999
     assert not (out / ".partial").exists()
+
+
+def test_json_summary_on_stdout(cli, data, tmp_path):
+    out = tmp_path / "out"
+    args = ("infer", "-c", data / "model.pt", data / "images", "-o", out, *TILED, "--json")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["images"] == 3 and summary["predicted"] == 3 and summary["kept"] == 0
+    assert summary["tiled"] == 1  # only a.png (300×260) exceeds --max-pixels
+    assert summary["classes"] == CLASSES
+    assert summary["table"] == str(out / "predictions.parquet")
+    again = json.loads(cli(*args, "-q").stdout)  # a finished run is kept, not redone
+    assert (again["predicted"], again["kept"]) == (0, 3)
 
 
 def test_resize_model_through_the_command(cli, data, tmp_path):

@@ -260,6 +260,26 @@ def test_dry_run_prints_model_and_data(cli, split, tmp_path):
     assert "parameters" in result.output and "FLOPs" in result.output
     assert "train samples" in result.output
     assert not (tmp_path / "run").exists()
+    summary = json.loads(cli("train", split, *TINY, "--dry-run", "--json", "-q").stdout)
+    assert summary["arch"] == "half-unet" and summary["input_size"] == [32, 32]
+    assert summary["parameters"] > 0 and summary["flops"] > 0
+    assert [c["name"] for c in summary["classes"]] == CLASSES
+    assert sum(c["pixels"] for c in summary["classes"]) > 0
+
+
+def test_json_summary_of_a_run(cli, split, tmp_path):
+    run = tmp_path / "run"
+    args = ("train", split, *TINY, "--iterations", "2", "--workers", "0", "-o", run, "--json")
+    result = cli(*args, "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 2 and summary["run_dir"] == str(run)
+    assert summary["checkpoints"]["last"] == str(run / "last.pt")
+    assert summary["select"] == "f2"
+    resumed = cli("train", split, "--resume", "--iterations", "3", "-o", run, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert "ignoring" not in resumed.output  # --json is not a training option
+    assert json.loads(resumed.stdout)["steps"] == 3
 
 
 def test_errors(cli, split, tmp_path):

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Device, Force, Quiet, Shard, Verbose, parse_shard
+from tinyseg_cli.cli.options import Device, Force, Json, Quiet, Shard, Verbose, parse_shard
 
 if TYPE_CHECKING:  # torch-heavy modules load when the command runs, not with every --help
     from tinyseg_cli.engine.infer import InferJob, InferResult
@@ -144,6 +145,7 @@ def infer(
     ] = 1,
     device: Device = "auto",
     shard_: Shard = None,
+    json_: Json = False,
     force: Force = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -188,8 +190,11 @@ def infer(
     with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
         result = engine.run(job, on_band=advance)
     _write_table(job, result, checkpoints, inputs)
+    summary = run_summary(job, result, time.perf_counter() - start)
     if not console.STATE.quiet:
-        _print_summary(job, result, time.perf_counter() - start)
+        _print_summary(summary)
+    if json_:
+        typer.echo(json.dumps(summary, indent=2))
 
 
 def _write_table(
@@ -206,14 +211,28 @@ def _write_table(
     write_table(engine.predictions_table(result), job.table, metadata)
 
 
-def _print_summary(job: InferJob, result: InferResult, seconds: float) -> None:
-    table = Table(title=f"infer → {job.out_dir}", title_justify="left", show_header=False)
+def run_summary(job: InferJob, result: InferResult, seconds: float) -> dict[str, Any]:
+    """What a run did (the ``--json`` summary)."""
+    return {
+        "out_dir": str(job.out_dir),
+        "table": str(job.table),
+        "images": len(job.targets),
+        "predicted": result.predicted,
+        "kept": result.kept,
+        "tiled": result.tiled,
+        "classes": list(job.ensemble.classes),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"infer → {summary['out_dir']}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("images predicted", str(result.predicted))
-    table.add_row("kept from an earlier run", str(result.kept))
-    table.add_row("images predicted in tiles", str(result.tiled))
-    table.add_row("classes", ", ".join(job.ensemble.classes))
-    table.add_row("table", str(job.table))
-    table.add_row("time", f"{seconds:.1f} s")
+    table.add_row("images predicted", str(summary["predicted"]))
+    table.add_row("kept from an earlier run", str(summary["kept"]))
+    table.add_row("images predicted in tiles", str(summary["tiled"]))
+    table.add_row("classes", ", ".join(summary["classes"]))
+    table.add_row("table", summary["table"])
+    table.add_row("time", f"{summary['seconds']:.1f} s")
     console.stderr.print(table)

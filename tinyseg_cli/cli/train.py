@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +11,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Classes, Device, Force, IgnoreIndex, Palette, Quiet, Verbose
+from tinyseg_cli.cli.options import (
+    Classes,
+    Device,
+    Force,
+    IgnoreIndex,
+    Json,
+    Palette,
+    Quiet,
+    Verbose,
+)
 from tinyseg_cli.engine.parallel import default_jobs
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.losses.names import LOSS_NAMES
@@ -36,6 +46,8 @@ OPTIM = "Optimisation"
 RUN = "Run"
 # Options that may change when a run is resumed; the others come from the checkpoint.
 RESUMABLE = ("epochs", "iterations", "device", "workers")
+# Parameters that shape no training, so --resume takes them without a warning.
+NOT_TRAINING = ("resume", "output", "manifest", "verbose", "quiet", "force", "json_")
 
 
 def register(app: typer.Typer) -> None:
@@ -304,6 +316,7 @@ def train(
             rich_help_panel=RUN,
         ),
     ] = False,
+    json_: Json = False,
     force: Force = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -405,13 +418,20 @@ def train(
         torch_device = resolve_device(dist.device_name(options.device))
         trainer = Trainer(plan, torch_device, dist)
         if dry_run:
-            _print_dry_run(trainer)
-            return
-        if checkpoint is not None:
-            trainer.restore(checkpoint)
+            summary = dry_run_summary(trainer)
+            if not console.STATE.quiet:
+                _print_dry_run(summary)
         else:
-            trainer.load_encoder()
-        _run(trainer, dist)
+            if checkpoint is not None:
+                trainer.restore(checkpoint)
+            else:
+                trainer.load_encoder()
+            _run(trainer, dist)
+            summary = run_summary(trainer)
+            if dist.is_main and not console.STATE.quiet:
+                _print_done(summary)
+        if json_ and dist.is_main:
+            typer.echo(json.dumps(summary, indent=2))
     finally:
         dist.close()
 
@@ -440,7 +460,7 @@ def _resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Any, TrainOptio
     ignored = [
         p.name
         for p in ctx.command.params
-        if p.name not in (*RESUMABLE, "resume", "output", "manifest", "verbose", "quiet", "force")
+        if p.name not in (*RESUMABLE, *NOT_TRAINING)
         and (s := ctx.get_parameter_source(p.name)) is not None
         and s.name == "COMMANDLINE"
     ]
@@ -511,20 +531,37 @@ def _run(trainer: Trainer, dist: Any) -> None:
             "holds the run: continue it with --resume"
         )
         raise typer.Exit(130) from None
-    if show:
-        _print_done(trainer)
 
 
-def _print_done(trainer: Trainer) -> None:
+def run_summary(trainer: Trainer) -> dict[str, Any]:
+    """What a finished run did (the ``--json`` summary)."""
     p = trainer.position
-    best = "—" if p.best is None else f"{p.best:.4f} at step {p.best_step}"
+    return {
+        "run_dir": str(trainer.run_dir),
+        "steps": p.step,
+        "epochs": p.epoch,
+        "select": trainer.plan.options.select,
+        "best": p.best,
+        "best_step": p.best_step,
+        "checkpoints": {
+            "last": str(trainer.run_dir / "last.pt"),
+            "best": str(trainer.run_dir / "best.pt"),
+        },
+        "log": str(trainer.run_dir / "log.parquet"),
+    }
+
+
+def _print_done(summary: dict[str, Any]) -> None:
+    best = summary["best"]
+    best_text = "—" if best is None else f"{best:.4f} at step {summary['best_step']}"
     console.stderr.print(
-        f"trained {p.step} steps ({p.epoch} epochs); best val {trainer.plan.options.select}: "
-        f"{best}; run in {trainer.run_dir}"
+        f"trained {summary['steps']} steps ({summary['epochs']} epochs); best val "
+        f"{summary['select']}: {best_text}; run in {summary['run_dir']}"
     )
 
 
-def _print_dry_run(trainer: Trainer) -> None:
+def dry_run_summary(trainer: Trainer) -> dict[str, Any]:
+    """The model's size and cost and the data an epoch draws (the ``--dry-run`` summary)."""
     from tinyseg_cli.engine.train import epoch_patches
     from tinyseg_cli.models import describe
 
@@ -536,30 +573,61 @@ def _print_dry_run(trainer: Trainer) -> None:
         size = (first.h, first.w)
     info = describe(trainer.model, trainer.spec, size)
     patches = len(epoch_patches(plan, 0))
-    table = Table(title=f"dry run: {o.arch} / {o.encoder}", title_justify="left")
+    return {
+        "arch": o.arch,
+        "encoder": o.encoder,
+        "parameters": int(info["parameters"]),
+        "trainable": int(info["trainable"]),
+        "flops": int(info["flops"]),
+        "input_size": list(size),
+        "train_samples": len(plan.train),
+        "val_samples": len(plan.val),
+        "patches_epoch_0": patches,
+        "steps_epoch_0": patches // o.batch_size,
+        "total_steps": trainer.total,
+        "loss": o.loss,
+        "loss_params": o.loss_params or None,
+        "mean": [float(v) for v in plan.mean],
+        "std": [float(v) for v in plan.std],
+        "classes": [
+            {
+                "index": index,
+                "name": name,
+                "pixels": int(plan.pixels[index]),
+                "weight": None if plan.class_weights is None else float(plan.class_weights[index]),
+            }
+            for index, name in enumerate(plan.class_map.names)
+        ],
+    }
+
+
+def _print_dry_run(summary: dict[str, Any]) -> None:
+    s = summary
+    height, width = s["input_size"]
+    table = Table(title=f"dry run: {s['arch']} / {s['encoder']}", title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
     for label, value in (
-        ("parameters", f"{info['parameters']:,}"),
-        ("trainable", f"{info['trainable']:,}"),
-        (f"FLOPs per {size[0]}×{size[1]} image", f"{info['flops']:,}"),
-        ("train samples", str(len(plan.train))),
-        ("val samples", str(len(plan.val))),
-        ("patches in epoch 0", str(patches)),
-        ("steps in epoch 0", str(patches // o.batch_size)),
-        ("total steps", str(trainer.total)),
-        ("loss", f"{o.loss} {o.loss_params or ''}".strip()),
-        ("normalisation mean", ", ".join(f"{v:.4f}" for v in plan.mean)),
-        ("normalisation std", ", ".join(f"{v:.4f}" for v in plan.std)),
+        ("parameters", f"{s['parameters']:,}"),
+        ("trainable", f"{s['trainable']:,}"),
+        (f"FLOPs per {height}×{width} image", f"{s['flops']:,}"),
+        ("train samples", str(s["train_samples"])),
+        ("val samples", str(s["val_samples"])),
+        ("patches in epoch 0", str(s["patches_epoch_0"])),
+        ("steps in epoch 0", str(s["steps_epoch_0"])),
+        ("total steps", str(s["total_steps"])),
+        ("loss", f"{s['loss']} {s['loss_params'] or ''}".strip()),
+        ("normalisation mean", ", ".join(f"{v:.4f}" for v in s["mean"])),
+        ("normalisation std", ", ".join(f"{v:.4f}" for v in s["std"])),
     ):
         table.add_row(label, value)
     console.stderr.print(table)
     classes = Table(title="training pixels per class", title_justify="left")
     for header in ("index", "class", "pixels", "share", "weight"):
         classes.add_column(header, justify="left" if header == "class" else "right")
-    total = max(int(plan.pixels.sum()), 1)
-    for index, name in enumerate(plan.class_map.names):
-        weight = "—" if plan.class_weights is None else f"{plan.class_weights[index]:.4f}"
-        pixels = int(plan.pixels[index])
-        classes.add_row(str(index), name, f"{pixels:,}", f"{100 * pixels / total:.3f} %", weight)
+    total = max(sum(c["pixels"] for c in s["classes"]), 1)
+    for c in s["classes"]:
+        weight = "—" if c["weight"] is None else f"{c['weight']:.4f}"
+        share = f"{100 * c['pixels'] / total:.3f} %"
+        classes.add_row(str(c["index"]), c["name"], f"{c['pixels']:,}", share, weight)
     console.stderr.print(classes)
