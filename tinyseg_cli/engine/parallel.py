@@ -3,6 +3,7 @@ a map over worker processes and ``--shard K/N`` selection."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -60,10 +61,16 @@ def _iterate(
         yield from map(function, items)
         return
     chunksize = max(1, min(16, len(items) // (jobs * 4)))
+    # Forked workers share the parent's objects copy-on-write; a collection in a worker that
+    # walks them copies their pages. Frozen, collections skip them (Python's gc.freeze advice
+    # for fork): about a tenth off the parallel part of scoring small masks on 2 cores.
+    gc.freeze()
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
     try:
         yield from pool.map(function, items, chunksize=chunksize)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        gc.unfreeze()
     pool.shutdown(wait=True)

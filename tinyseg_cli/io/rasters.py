@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,10 +52,10 @@ def read_raster(path: Path) -> np.ndarray:
 def _decode_png(path: Path) -> np.ndarray:
     """A PNG's pixels; 8-bit one-band images (label masks) without a copy.
 
-    ``np.asarray(image)`` goes through ``Image.tobytes()``, a full copy that costs about
-    40 % of decoding a sparse mask. Pillow's Arrow export hands over the decoded buffer
-    itself, but only for an image held in one memory block, hence the single-block
-    allocator (Pillow's documented switch for Arrow export; it is process-wide).
+    ``np.asarray(image)`` goes through ``Image.tobytes()``, a full copy that can cost 40 %
+    of decoding a sparse mask. Pillow's Arrow export hands over the decoded buffer itself,
+    but only for an image held in one memory block, hence the single-block allocator
+    (Pillow's documented switch for Arrow export; it is process-wide).
     """
     from PIL import Image
 
@@ -63,22 +63,36 @@ def _decode_png(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         if image.format != "PNG":
             raise ValueError(f"content is {image.format}, not PNG")
+        image.load()  # decoding errors surface here, whichever way the pixels leave
         if image.mode in ("L", "P"):
-            import pyarrow as pa
-
-            width, height = image.size
-            pixels = pa.array(image).to_numpy(zero_copy_only=True)
-            return pixels.reshape(height, width)
+            pixels = _exported(image)
+            if pixels is not None:
+                return pixels
         array = np.asarray(image)
     # Mode "1" arrives as bool with True stored as byte 255: convert, never view, to get 0/1.
     return array.astype(np.uint8) if array.dtype == bool else array
+
+
+def _exported(image: Any) -> np.ndarray | None:
+    """The pixels of a one-band 8-bit image through Arrow, or None where Pillow cannot
+    export it (an image spread over several blocks)."""
+    import pyarrow as pa
+
+    try:
+        pixels = pa.array(image).to_numpy(zero_copy_only=True)
+    except (ValueError, pa.ArrowException):
+        return None
+    width, height = image.size
+    return pixels.reshape(height, width)
 
 
 @functools.cache
 def _single_block_images() -> None:
     from PIL import Image
 
-    Image.core.set_use_block_allocator(1)
+    setter = getattr(Image.core, "set_use_block_allocator", None)
+    if setter is not None:
+        setter(1)
 
 
 @dataclass
