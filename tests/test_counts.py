@@ -84,6 +84,24 @@ def test_ignore_index_inside_the_class_range():
     assert matrix.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
 
 
+def test_eight_bit_maps_with_ignored_pixels():
+    # 255 in the truth is ignored (whatever the prediction there); counted by the byte-pair
+    # table of 8-bit maps.
+    truth = np.array([0, 255, 1, 1, 255, 2, 0], np.uint8)
+    pred = np.array([0, 9, 1, 0, 255, 2, 1], np.uint8)
+    expected = [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    assert confusion_matrix(truth, pred, n_classes=3, ignore_index=255).tolist() == expected
+    assert confusion_matrix(truth, pred, ignore_index=255).tolist() == expected  # K inferred
+    wide = confusion_matrix(truth, pred, n_classes=300, ignore_index=255)  # K beyond a byte
+    assert wide.shape == (300, 300) and wide[:3, :3].tolist() == expected and wide.sum() == 5
+    everything_ignored = np.full(4, 255, np.uint8)
+    assert confusion_matrix(everything_ignored, pred[:4], n_classes=2, ignore_index=255).sum() == 0
+    bad_pred = np.array([0, 7, 1, 0, 7, 3, 1], np.uint8)  # 7s are ignored, the 3 is not
+    with pytest.raises(LabelOutOfRange) as info:
+        confusion_block(truth, bad_pred, n_classes=3, ignore_index=255, offset=4)
+    assert (info.value.role, info.value.flat_index, info.value.value) == ("prediction", 9, 3)
+
+
 def test_negative_ignore_index_for_point_labels():
     truth = np.array([0, -100, 1, 1], np.int16)
     pred = np.array([0, 1, 1, 0], np.int16)
