@@ -269,17 +269,19 @@ def test_dry_run_prints_model_and_data(cli, split, tmp_path):
 
 def test_json_summary_of_a_run(cli, split, tmp_path):
     run = tmp_path / "run"
-    args = ("train", split, *TINY, "--iterations", "2", "--workers", "0", "-o", run, "--json")
+    args = ("train", split, *TINY, "--epochs", "1", "--workers", "0", "-o", run, "--json")
     result = cli(*args, "-q")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["steps"] == 2 and summary["run_dir"] == str(run)
+    assert summary["epochs"] == 1 and summary["steps"] > 0 and summary["run_dir"] == str(run)
     assert summary["checkpoints"]["last"] == str(run / "last.pt")
     assert summary["select"] == "f2"
-    resumed = cli("train", split, "--resume", "--iterations", "3", "-o", run, "--json")
+    assert isinstance(summary["best"], float) and summary["best_step"] == summary["steps"]
+    resumed = cli("train", split, "--resume", "--epochs", "2", "-o", run, "--json")
     assert resumed.exit_code == 0, resumed.output
     assert "ignoring" not in resumed.output  # --json is not a training option
-    assert json.loads(resumed.stdout)["steps"] == 3
+    again = json.loads(resumed.stdout)
+    assert again["epochs"] == 2 and again["steps"] == 2 * summary["steps"]
 
 
 def test_errors(cli, split, tmp_path):
