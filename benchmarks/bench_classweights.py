@@ -14,8 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from bench_score_e2e import _objects, _paint, _ready, decode_all, run_cli
+from bench_score_e2e import _objects, _paint, _ready, run_cli
 from common import Section, Target, console, cores, fmt_seconds, interleaved, warn_if_busy
+from decode_only import decode_all
 from rich.table import Table
 
 N_CLASSES = 4
@@ -89,7 +90,7 @@ def run(quick: bool = False) -> Section:
             list(pool.map(_ready, range(jobs)))
             times, _ = interleaved(
                 {
-                    "decode_n": lambda: decode_all(paths, pool, jobs),
+                    "decode_n": lambda: decode_all(paths, jobs, pool),
                     "startup": lambda: run_cli(["classweights", str(tiny), *options]),
                     "e2e_n": lambda: run_cli([*base, "--jobs", str(jobs)]),
                     "e2e_1": lambda: run_cli([*base, "--jobs", "1"]),

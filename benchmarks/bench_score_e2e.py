@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from common import Section, Target, console, cores, fmt_seconds, interleaved, warn_if_busy
-from decode_only import decode
+from decode_only import decode_all
 from rich.table import Table
 
 N_CLASSES = 4  # background, crack, pore, inclusion
@@ -146,14 +146,6 @@ def _ready(_: int) -> int:
     from PIL import Image  # noqa: F401
 
     return 0
-
-
-def decode_all(paths: list[str], pool: ProcessPoolExecutor | None, jobs: int) -> int:
-    """Decode every file, in ``pool`` when given (chunked like ``tinyseg score``)."""
-    if pool is None:
-        return sum(decode(p) for p in paths)
-    chunksize = max(1, min(16, len(paths) // (jobs * 4)))
-    return sum(pool.map(decode, paths, chunksize=chunksize))
 
 
 def direct_counts(truth_dir: Path, pred_dir: Path) -> np.ndarray:
@@ -296,7 +288,7 @@ def run(quick: bool = False) -> Section:
                     "decode_n": decode_program((truth_dir, pred_dir), jobs),
                     "decode_1": decode_program((truth_dir, pred_dir), 1),
                     "decode_startup": decode_program((tiny_truth, tiny_pred), jobs),
-                    "decode_warm": lambda: decode_all(paths, pool, jobs),
+                    "decode_warm": lambda: decode_all(paths, jobs, pool),
                     "e2e_n": score(truth_dir, pred_dir, jobs),
                     "e2e_1": score(truth_dir, pred_dir, 1),
                     "startup": score(tiny_truth, tiny_pred, jobs),

@@ -26,13 +26,16 @@ def decode(path: str) -> int:
         return int(np.asarray(image).size)
 
 
-def decode_all(paths: list[str], jobs: int) -> int:
-    """Decode every file over ``jobs`` processes, chunked as ``tinyseg score`` chunks pairs."""
+def decode_all(paths: list[str], jobs: int, pool: ProcessPoolExecutor | None = None) -> int:
+    """Decode every file over ``jobs`` processes (in ``pool`` when one is given, else a new
+    one), chunked as ``tinyseg score`` chunks pairs."""
     if jobs <= 1:
         return sum(map(decode, paths))
     chunksize = max(1, min(16, len(paths) // (jobs * 4)))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    if pool is not None:
         return sum(pool.map(decode, paths, chunksize=chunksize))
+    with ProcessPoolExecutor(max_workers=jobs) as own:
+        return sum(own.map(decode, paths, chunksize=chunksize))
 
 
 if __name__ == "__main__":

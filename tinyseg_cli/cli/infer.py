@@ -23,7 +23,7 @@ Examples:
 
   tinyseg infer --checkpoint model.pt images -o out --probs
 
-  tinyseg infer --checkpoint model.pt images/a.png images/b.png -o out
+  tinyseg infer --checkpoint model.pt images/a.png images/b.png -o out --json
 
   tinyseg infer -c model.pt images -o big --max-pixels 1000000 --tile 512
 """

@@ -23,16 +23,9 @@ from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import Quiet, Verbose
 from tinyseg_cli.errors import TinysegError
 
-# Subcommand name -> module of tinyseg_cli.cli that defines it (``register(app)``), in the
-# order ``tinyseg --help`` lists them.
-COMMANDS = {
-    "score": "score",
-    "classweights": "classweights",
-    "resample": "resample",
-    "split": "split",
-    "infer": "infer",
-    "train": "train",
-}
+# Subcommands, each defined by the module of that name in tinyseg_cli.cli
+# (``register(app)``), in the order ``tinyseg --help`` lists them.
+COMMANDS = ("score", "classweights", "resample", "split", "infer", "train")
 SETTINGS: dict[str, Any] = {
     "add_completion": False,
     "pretty_exceptions_enable": False,
@@ -99,7 +92,7 @@ Examples:
 @functools.cache
 def load_command(name: str) -> TyperCommand:
     """The click command ``name``, built by typer from its module (imported on first use)."""
-    module = importlib.import_module(f"tinyseg_cli.cli.{COMMANDS[name]}")
+    module = importlib.import_module(f"tinyseg_cli.cli.{name}")
     single = typer.Typer(**SETTINGS)
     module.register(single)
     return typer.main.get_command(single)  # type: ignore[return-value]

@@ -36,7 +36,7 @@ Examples:
 
   tinyseg train split.parquet --resume --epochs 12 -o run
 
-  tinyseg train split.parquet --resize 64 64 --loss focal --dry-run
+  tinyseg train split.parquet --resize 64 64 --loss focal --dry-run --json
 """
 
 RUN_FILES = ("last.pt", "best.pt", "log.parquet")
