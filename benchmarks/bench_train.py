@@ -121,7 +121,7 @@ def run_tinyseg(
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(prepare(options), torch.device(DEVICE), Distributed())
-    trainer.load_encoder()
+    trainer.initialise_weights()
     ends: list[float] = []
     loader: list[float] = []
 

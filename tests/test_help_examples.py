@@ -65,7 +65,16 @@ def example_lines(*command: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [(), ("score",), ("classweights",), ("resample",), ("split",), ("infer",), ("train",)],
+    [
+        (),
+        ("score",),
+        ("classweights",),
+        ("resample",),
+        ("split",),
+        ("infer",),
+        ("train",),
+        ("tune-oii",),
+    ],
 )
 def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
     rng = np.random.default_rng(1)
@@ -76,7 +85,7 @@ def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
             )
     if command == ("infer",):
         write_checkpoint(tmp_path / "model.pt")
-    if command == ("train",):
+    if command in (("train",), ("tune-oii",)):
         write_split(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     lines = example_lines(*command)

@@ -189,26 +189,12 @@ def infer(
     total = sum(job.bands(target) for target in job.targets)
     with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
         result = engine.run(job, on_band=advance)
-    _write_table(job, result, checkpoints, inputs)
+    engine.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
     summary = run_summary(job, result, time.perf_counter() - start)
     if not console.STATE.quiet:
         _print_summary(summary)
     if json_:
         typer.echo(json.dumps(summary, indent=2))
-
-
-def _write_table(
-    job: InferJob, result: InferResult, checkpoints: list[Path], inputs: list[str]
-) -> None:
-    from tinyseg_cli.engine import infer as engine
-    from tinyseg_cli.io.provenance import provenance
-    from tinyseg_cli.io.tables import write_table
-
-    metadata = {
-        "provenance": provenance([*checkpoints, *inputs], console.STATE.argv),
-        **engine.table_entries(job),
-    }
-    write_table(engine.predictions_table(result), job.table, metadata)
 
 
 def run_summary(job: InferJob, result: InferResult, seconds: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,6 +47,55 @@ OPTIM = "Optimisation"
 RUN = "Run"
 # Options that may change when a run is resumed; the others come from the checkpoint.
 RESUMABLE = ("epochs", "iterations", "device", "workers")
+# Loss hyper-parameters among the options (``loss_params`` of the run).
+LOSS_OPTIONS = (
+    "alpha",
+    "beta",
+    "gamma",
+    "focal_lambda",
+    "theta",
+    "smooth",
+    "gamma_ce",
+    "gamma_dice",
+    "gamma_tversky",
+    "loss_classes",
+)
+# Options copied as they are into TrainOptions.
+PASSED_THROUGH = (
+    "arch",
+    "encoder",
+    "encoder_weights",
+    "in_channels",
+    "classes",
+    "palette",
+    "ignore_index",
+    "binary",
+    "class_weights",
+    "fold",
+    "patches",
+    "refresh_every",
+    "patch_size",
+    "patches_per_image",
+    "augment",
+    "loss",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "schedule",
+    "lr_decay",
+    "decay_every",
+    "iterations",
+    "batch_size",
+    "checkpoint_every",
+    "val_every",
+    "select",
+    "max_pixels",
+    "seed",
+    "device",
+    "amp",
+    "distributed",
+)
 # Parameters that shape no training, so --resume takes them without a warning.
 NOT_TRAINING = ("resume", "output", "manifest", "verbose", "quiet", "force", "json_")
 
@@ -335,77 +385,12 @@ def train(
     from tinyseg_cli.engine.device import resolve_device
     from tinyseg_cli.engine.distributed import Distributed
     from tinyseg_cli.engine.train import Trainer
-    from tinyseg_cli.engine.train_setup import TrainOptions, prepare
-    from tinyseg_cli.engine.validate import parse_select
+    from tinyseg_cli.engine.train_setup import prepare
 
     console.configure(verbose, quiet)
     if output is None and not dry_run:
         raise typer.BadParameter("a run directory is needed", param_hint="--output")
-    if epochs is not None and iterations is not None:
-        raise typer.BadParameter("give --epochs or --iterations, not both")
-    parse_select(select)
-    from tinyseg_cli.losses import LOSSES, resolve_params
-
-    if loss not in LOSSES:
-        raise typer.BadParameter(
-            f"{loss!r} is not one of {', '.join(LOSS_NAMES)}", param_hint="--loss"
-        )
-    if class_weights and LOSSES[loss].class_weights == "unused":
-        console.warn(f"loss {loss} does not use class weights; --class-weights is ignored")
-    params = {
-        "alpha": alpha,
-        "beta": beta,
-        "gamma": gamma,
-        "focal_lambda": focal_lambda,
-        "theta": theta,
-        "smooth": smooth,
-        "gamma_ce": gamma_ce,
-        "gamma_dice": gamma_dice,
-        "gamma_tversky": gamma_tversky,
-        "loss_classes": loss_classes.split(",") if loss_classes else None,
-    }
-    options = TrainOptions(
-        manifest=manifest,
-        run_dir=str(output or ""),
-        arch=arch,
-        encoder=encoder,
-        encoder_weights=encoder_weights,
-        in_channels=in_channels,
-        classes=classes,
-        palette=palette,
-        ignore_index=ignore_index,
-        binary=binary,
-        class_weights=class_weights,
-        fold=fold,
-        patches=patches,
-        refresh_every=refresh_every,
-        patch_size=patch_size,
-        patches_per_image=patches_per_image,
-        resize=resize,
-        augment=augment,
-        loss=loss,
-        loss_params={k: v for k, v in params.items() if v is not None},
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        schedule=schedule,
-        lr_decay=lr_decay,
-        decay_every=decay_every,
-        epochs=epochs if epochs or iterations else 10,
-        iterations=iterations,
-        batch_size=batch_size,
-        workers=max(0, default_jobs() - 1) if workers is None else workers,
-        checkpoint_every=checkpoint_every,
-        val_every=val_every,
-        select=select,
-        max_pixels=max_pixels,
-        seed=seed,
-        device=device,
-        amp=amp,
-        distributed=distributed,
-    )
-    resolve_params(options.loss, options.loss_params)  # bad values fail before any work
+    options = train_options(ctx.params, str(output or ""))
     checkpoint = None
     if resume:
         checkpoint, options = _resumed(ctx, options)
@@ -425,8 +410,15 @@ def train(
             if checkpoint is not None:
                 trainer.restore(checkpoint)
             else:
-                trainer.load_encoder()
-            _run(trainer, dist)
+                trainer.initialise_weights()
+            try:
+                run_with_progress(trainer, dist)
+            except KeyboardInterrupt:
+                console.error(
+                    f"interrupted at step {trainer.position.step}; "
+                    f"{trainer.run_dir / 'last.pt'} holds the run: continue it with --resume"
+                )
+                raise typer.Exit(130) from None
             summary = run_summary(trainer)
             if dist.is_main and not console.STATE.quiet:
                 _print_done(summary)
@@ -434,6 +426,40 @@ def train(
             typer.echo(json.dumps(summary, indent=2))
     finally:
         dist.close()
+
+
+def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
+    """The options of a run from the parsed command line (``train``, and every step of
+    ``tune-oii``, which passes these options through); bad loss values fail here."""
+    from tinyseg_cli.engine.train_setup import TrainOptions
+    from tinyseg_cli.engine.validate import parse_select
+    from tinyseg_cli.losses import LOSSES, resolve_params
+
+    v = dict(values)
+    if v["epochs"] is not None and v["iterations"] is not None:
+        raise typer.BadParameter("give --epochs or --iterations, not both")
+    parse_select(v["select"])
+    if v["loss"] not in LOSSES:
+        raise typer.BadParameter(
+            f"{v['loss']!r} is not one of {', '.join(LOSS_NAMES)}", param_hint="--loss"
+        )
+    if v["class_weights"] and LOSSES[v["loss"]].class_weights == "unused":
+        console.warn(f"loss {v['loss']} does not use class weights; --class-weights is ignored")
+    params = {name: v[name] for name in LOSS_OPTIONS}
+    if params["loss_classes"]:
+        params["loss_classes"] = params["loss_classes"].split(",")
+    epochs, iterations = v["epochs"], v["iterations"]
+    options = TrainOptions(
+        **{name: v[name] for name in PASSED_THROUGH},
+        manifest=v["manifest"],
+        run_dir=run_dir,
+        loss_params={k: value for k, value in params.items() if value is not None},
+        epochs=epochs if epochs or iterations else 10,
+        workers=max(0, default_jobs() - 1) if v["workers"] is None else v["workers"],
+        resize=tuple(v["resize"]) if v["resize"] else None,
+    )
+    resolve_params(options.loss, options.loss_params)  # bad values fail before any work
+    return options
 
 
 def _resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Any, TrainOptions]:
@@ -487,13 +513,15 @@ def _numbered(path: Path) -> bool:
     return path.name.startswith("step-") and path.suffix == ".pt"
 
 
-def _run(trainer: Trainer, dist: Any) -> None:
+def run_with_progress(trainer: Trainer, dist: Any, label: str = "train") -> None:
+    """Train with a progress bar on stderr (a terminal, not --quiet) and a line per
+    validation; Ctrl-C leaves a resumable ``last.pt`` and raises KeyboardInterrupt."""
     from tinyseg_cli.engine.train import Hooks, StepReport
     from tinyseg_cli.engine.validate import Validation
 
     show = dist.is_main and not console.STATE.quiet
     bar = Progress(
-        TextColumn("[bold]train[/] step {task.completed}/{task.fields[of]}"),
+        TextColumn(f"[bold]{label}[/] step {{task.completed}}/{{task.fields[of]}}"),
         BarColumn(),
         TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} img/s"),
         TimeElapsedColumn(),
@@ -519,18 +547,11 @@ def _run(trainer: Trainer, dist: Any) -> None:
         if show:
             score = "null" if result.score is None else f"{result.score:.4f}"
             mark = "  [green]best[/]" if best else ""
-            bar.console.print(f"step {step}: val {result.select} = {score}{mark}")
+            bar.console.print(f"{label} step {step}: val {result.select} = {score}{mark}")
 
     hooks = Hooks(on_start=on_start, on_step=on_step, on_validation=on_validation)
-    try:
-        with bar:
-            trainer.run(hooks)
-    except KeyboardInterrupt:
-        console.error(
-            f"interrupted at step {trainer.position.step}; {trainer.run_dir / 'last.pt'} "
-            "holds the run: continue it with --resume"
-        )
-        raise typer.Exit(130) from None
+    with bar:
+        trainer.run(hooks)
 
 
 def run_summary(trainer: Trainer) -> dict[str, Any]:

@@ -61,6 +61,14 @@ class Distributed:
         torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
         return value / self.world
 
+    def broadcast(self, value: object) -> object:
+        """The main process's ``value``, on every process (a picklable object)."""
+        if not self.active:
+            return value
+        holder = [value if self.is_main else None]
+        torch_dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
     def barrier(self) -> None:
         if self.active:
             torch_dist.barrier()

@@ -375,3 +375,14 @@ def table_entries(job: InferJob) -> dict[str, Any]:
         "binary": [m.config.get("binary") for m in models] if models[0].head.binary else None,
         "probs": job.options.probs,
     }
+
+
+def write_predictions(
+    job: InferJob, result: InferResult, inputs: Sequence[str | Path], argv: list[str]
+) -> None:
+    """Write the table of what ``job`` wrote, with provenance and the run's metadata."""
+    from tinyseg_cli.io.provenance import provenance
+    from tinyseg_cli.io.tables import write_table
+
+    metadata = {"provenance": provenance(list(inputs), argv), **table_entries(job)}
+    write_table(predictions_table(result), job.table, metadata)

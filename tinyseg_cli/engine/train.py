@@ -27,7 +27,7 @@ from tinyseg_cli.data.datasets import (
     random_patches,
     whole_images,
 )
-from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from tinyseg_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tinyseg_cli.engine.distributed import Distributed
 from tinyseg_cli.engine.train_log import TrainLog
 from tinyseg_cli.engine.train_setup import TrainPlan, model_spec
@@ -225,8 +225,13 @@ class Trainer:
         self._keys = _CurrentEpoch()
         self._data: DataLoader | None = None
 
-    def load_encoder(self) -> None:
-        load_encoder_weights(self.model, self.spec, self.plan.options.encoder_weights)
+    def initialise_weights(self) -> None:
+        """Weights of a fresh run: pre-trained encoder weights, then ``init_weights`` (the
+        previous step's best model under ``tune-oii --warm-start``) when given."""
+        o = self.plan.options
+        load_encoder_weights(self.model, self.spec, o.encoder_weights)
+        if o.init_weights:
+            self.model.load_state_dict(load_checkpoint(o.init_weights).state_dict)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from ``checkpoint`` (model, optimiser, schedule, position, log)."""

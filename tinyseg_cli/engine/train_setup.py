@@ -70,6 +70,7 @@ class TrainOptions:
     amp: bool = True
     distributed: bool = False
     threshold: float = 0.5
+    init_weights: str | None = None  # a checkpoint whose weights a fresh run starts from
 
     def to_config(self) -> dict[str, Any]:
         values = asdict(self)
