@@ -25,7 +25,10 @@ import bench_infer  # noqa: E402
 import bench_resample  # noqa: E402
 import bench_score  # noqa: E402
 import bench_score_e2e  # noqa: E402
+import bench_sparse  # noqa: E402
 import bench_train  # noqa: E402
+import bench_tune  # noqa: E402
+import bench_voxelize  # noqa: E402
 import numpy as np  # noqa: E402
 from common import Section, console, cores, targets_table, warn_if_busy  # noqa: E402
 from rich.rule import Rule  # noqa: E402
@@ -76,7 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("kernel", "e2e", "resample", "classweights", "infer", "train"),
+        choices=(
+            "kernel",
+            "e2e",
+            "resample",
+            "classweights",
+            "infer",
+            "train",
+            "tune",
+            "sparse",
+            "voxelize",
+        ),
         help="run one benchmark only",
     )
     parser.add_argument(
@@ -103,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         ("classweights", "classweights: folder of masks", bench_classweights.run),
         ("infer", "infer: tiled vs full passes", bench_infer.run),
         ("train", "train: tinyseg vs a hand-written smp loop", bench_train.run),
+        ("tune", "tune-oii: bisection vs grid (trainings)", bench_tune.run),
+        ("sparse", "sparse: 3D U-Net step per backend", bench_sparse.run),
+        ("voxelize", "voxelize: LAS/LAZ to voxels", bench_voxelize.run),
     ):
         if args.only not in (None, key):
             continue

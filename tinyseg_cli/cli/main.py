@@ -23,9 +23,10 @@ from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import Quiet, Verbose
 from tinyseg_cli.errors import TinysegError
 
-# Subcommands, each defined by the module of that name in tinyseg_cli.cli
-# (``register(app)``), in the order ``tinyseg --help`` lists them.
-COMMANDS = ("score", "classweights", "resample", "split", "infer", "train")
+# Subcommands, each defined by the module of that name in tinyseg_cli.cli (``tune-oii`` by
+# ``tune_oii``; ``register(app)``, and ``extend(command)`` where a command borrows another's
+# options), in the order ``tinyseg --help`` lists them.
+COMMANDS = ("score", "classweights", "resample", "split", "infer", "train", "tune-oii", "voxelize")
 SETTINGS: dict[str, Any] = {
     "add_completion": False,
     "pretty_exceptions_enable": False,
@@ -92,10 +93,13 @@ Examples:
 @functools.cache
 def load_command(name: str) -> TyperCommand:
     """The click command ``name``, built by typer from its module (imported on first use)."""
-    module = importlib.import_module(f"tinyseg_cli.cli.{name}")
+    module = importlib.import_module(f"tinyseg_cli.cli.{name.replace('-', '_')}")
     single = typer.Typer(**SETTINGS)
     module.register(single)
-    return typer.main.get_command(single)  # type: ignore[return-value]
+    command = typer.main.get_command(single)
+    if hasattr(module, "extend"):
+        module.extend(command)
+    return command  # type: ignore[return-value]
 
 
 def _print_version(value: bool) -> None:
