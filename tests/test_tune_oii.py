@@ -271,3 +271,44 @@ def test_macro_oii_of_two_classes():
     assert scores_of(counts, OiiOf("macro", (1, 2)))["oii"] == pytest.approx(
         (0.34404 + 0.08438) / 2, abs=1e-4
     )
+
+
+def test_distributed_steps_under_torchrun(split, tmp_path):
+    """Under torchrun every process trains each step (DDP); the main one predicts, scores
+    and shares the counts, so all processes take the same next value."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    tune = tmp_path / "ddp"
+    done = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tinyseg_cli",
+            "tune-oii",
+            str(split),
+            *TINY,
+            *TVERSKY,
+            "--max-steps",
+            "2",
+            "--workers",
+            "0",
+            "--distributed",
+            "--device",
+            "cpu",
+            "-o",
+            str(tune),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["trainings"] == 2  # printed once, by the main process
+    rows = log_rows(tune)
+    assert [r["step"] for r in rows] == [1, 2]
+    from tinyseg_cli.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tune / "step-2/run/last.pt").config["train"]["distributed"] is True

@@ -276,10 +276,11 @@ def _run_search(
     search = record["search"]
     dist = Distributed.start(options.distributed, options.device)
     try:
-        continuing = _prepare_tune_dir(tune_dir, record, force, dist.is_main)
         val = split_rows(read_table(options.manifest), options.manifest, "val", options.fold)
         plan = prepare(options, jobs=default_jobs())
         of = tune_settings.oii_classes(search["oii_of"], plan.class_map)
+        continuing = _prepare_tune_dir(tune_dir, record, force, dist.is_main)
+        dist.barrier()  # every process has read TUNE_DIR before the main one writes to it
         expected = tune_settings.expected_direction(options.loss, searched.name)
         direction = expected if search["direction"] == "auto" else search["direction"]
         if direction is None:
