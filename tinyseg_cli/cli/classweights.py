@@ -14,7 +14,6 @@ from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
     Classes,
     Force,
-    IgnoreIndex,
     Jobs,
     Json,
     Output,
@@ -39,6 +38,7 @@ from tinyseg_cli.engine.classweights import (
 )
 from tinyseg_cli.engine.parallel import default_jobs, shard
 from tinyseg_cli.engine.score import CountOptions
+from tinyseg_cli.engine.voxel_counts import count_voxels
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.atomic import check_output
 from tinyseg_cli.io.classmap import ClassMap, parse_class_map
@@ -55,6 +55,12 @@ Examples:
 
   tinyseg classweights masks --scheme iscf --json | jq '.classes[].weight'
 """
+
+
+class Count(StrEnum):
+    pixels = "pixels"
+    voxels = "voxels"
+    points = "points"
 
 
 class Scheme(StrEnum):
@@ -79,8 +85,9 @@ def classweights(
         typer.Argument(
             help="A manifest (training rows: split == 'train', or every row without a split "
             "column), a counts table of 'tinyseg score --counts-out', a class counts table "
-            "(class_index, pixels; rows of one class add up), or a folder or glob of masks. "
-            "'-' reads a table from stdin.",
+            "(class_index, pixels; rows of one class add up), a voxel table of 'tinyseg "
+            "voxelize' (or its OUT_DIR; training voxels as for manifests), or a folder or glob "
+            "of masks. '-' reads a table from stdin.",
             metavar="INPUT",
             show_default=False,
         ),
@@ -113,9 +120,28 @@ def classweights(
             "the normalisation (C counts the classes with pixels), instead of an error.",
         ),
     ] = False,
+    count: Annotated[
+        Count | None,
+        typer.Option(
+            "--count",
+            help="What n_c counts: pixels (masks and counts tables); for a voxel table voxels "
+            "(one per row) or points (each voxel weighs its n_points, the points it holds). "
+            "Default: pixels, or voxels for a voxel table.",
+            show_default=False,
+        ),
+    ] = None,
     classes: Classes = None,
     palette: Palette = None,
-    ignore_index: IgnoreIndex = 255,
+    ignore_index: Annotated[
+        int | None,
+        typer.Option(
+            "--ignore-index",
+            help="Label left out of the counts. Default: 255 for masks; in a voxel table -100 "
+            "is always left out, and this label too when given.",
+            metavar="INT",
+            show_default=False,
+        ),
+    ] = None,
     output: Output = None,
     json_: Json = False,
     jobs: Jobs = 0,
@@ -133,6 +159,13 @@ def classweights(
     --shard K/N only every N-th mask is counted, so the table holds that shard's counts
     and weights; concatenated shard tables are class counts that add up, and classweights
     reads them back to weigh the whole.
+
+    A voxel table of 'tinyseg voxelize' (or its OUT_DIR) counts voxels per class over the
+    training scenes (split == 'train' when it has a split column), label -100 left out, or
+    with --count points the points they hold (each voxel weighs its n_points); --shard takes
+    every N-th scene. The output keeps the column name 'pixels' for either count (so tables
+    of both kinds read back alike) and records the unit as 'count' in its metadata and JSON.
+    Example: 'tinyseg classweights vox/ --scheme max-ratio --count points -o weights.parquet'.
     """
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
@@ -142,7 +175,20 @@ def classweights(
     class_map = parse_class_map(classes) if classes else None
     source = open_input(input_)
     class_map = class_map or source.class_map
-    if source.refs is not None:
+    unit = _unit(count, source)
+    if source.voxels is not None:
+        ignore_index = -100 if ignore_index is None else ignore_index  # -100: always left out
+        per_scene = count_voxels(
+            source.voxels,
+            source.name,
+            unit=unit,
+            n_classes=len(class_map) if class_map else None,
+            ignore_index=ignore_index,
+            part=part,
+        )
+        counts = ClassCounts.from_samples(per_scene)
+    elif source.refs is not None:
+        ignore_index = 255 if ignore_index is None else ignore_index
         options = CountOptions(
             n_classes=len(class_map) if class_map else None,
             ignore_index=ignore_index,
@@ -158,14 +204,33 @@ def classweights(
     class_map, counts = fit_class_map(class_map, counts)
     index = _binary_index(binary, class_map)
     result = compute_weights(counts, class_map, scheme.value, index)
-    _check_absent(result, allow_missing)
+    _check_absent(result, allow_missing, unit)
     metadata = _metadata(result, class_map, source, input_, part, ignore_index)
+    metadata["count"] = unit
     if output is not None:
         write_table(weights_table(result), output, metadata)
     if json_:
-        typer.echo(json.dumps(weights_json(result), indent=2))
+        typer.echo(json.dumps({**weights_json(result), "count": unit}, indent=2))
     if not console.STATE.quiet:
-        _print_summary(result)
+        _print_summary(result, unit)
+
+
+def _unit(count: Count | None, source: Source) -> str:
+    """What the counts count; a unit the input cannot give is a usage error."""
+    if source.voxels is not None:
+        if count == Count.pixels:
+            raise typer.BadParameter(
+                "a voxel table counts voxels or points, not pixels", param_hint="--count"
+            )
+        return (count or Count.voxels).value
+    if count not in (None, Count.pixels):
+        raise typer.BadParameter(
+            f"{count.value} need a voxel table as INPUT",
+            param_hint="--count",  # type: ignore[union-attr]
+        )
+    if source.refs is None:  # counts made before keep their own unit
+        return str(source.metadata.get("count", Count.pixels.value))
+    return Count.pixels.value
 
 
 def _metadata(
@@ -177,7 +242,7 @@ def _metadata(
     ignore_index: int | None,
 ) -> dict[str, object]:
     """Schema metadata of the weights table: how the weights were made, and from what."""
-    if source.refs is None:  # counts tables were counted before: keep their own record
+    if source.refs is None and source.voxels is None:  # counted before: keep their record
         ignore_index = source.metadata.get("ignore_index")
     binary = None
     if result.binary is not None:
@@ -210,7 +275,7 @@ def _binary_index(binary: str | None, class_map: ClassMap) -> int | None:
         raise typer.BadParameter(str(error), param_hint="--binary") from None
 
 
-def _check_absent(result: WeightsResult, allow_missing: bool) -> None:
+def _check_absent(result: WeightsResult, allow_missing: bool, unit: str) -> None:
     """A class without pixels: an error, or with --allow-missing a warning (weight 0)."""
     names = absent_classes(result.counts, result.class_map)
     if not names:
@@ -220,16 +285,17 @@ def _check_absent(result: WeightsResult, allow_missing: bool) -> None:
     where = "the training rows" if result.counts.n_samples is not None else "the input"
     if not allow_missing:
         raise TinysegError(
-            f"{which} no pixels in {where} (pass --allow-missing to give it weight 0)"
+            f"{which} no {unit} in {where} (pass --allow-missing to give it weight 0)"
         )
-    console.warn(f"{which} no pixels in {where}: weight 0")
+    console.warn(f"{which} no {unit} in {where}: weight 0")
 
 
-def _print_summary(result: WeightsResult) -> None:
+def _print_summary(result: WeightsResult, unit: str) -> None:
     counts = result.counts
     total = int(counts.pixels.sum())
     table = Table(title_justify="left", caption_justify="left")
-    for header in ("index", "class", "pixels", "share", "samples", "weight"):
+    holders = "samples" if unit == "pixels" else "scenes"
+    for header in ("index", "class", unit, "share", holders, "weight"):
         table.add_column(header, justify="left" if header == "class" else "right")
     for index, name in enumerate(result.class_map.names):
         pixels = int(counts.pixels[index])
@@ -242,7 +308,7 @@ def _print_summary(result: WeightsResult) -> None:
             "—" if samples is None else str(samples),
             f"{result.weights[index]:.4f}",
         )
-    over = "" if counts.n_samples is None else f" over {counts.n_samples} sample(s)"
+    over = "" if counts.n_samples is None else f" over {counts.n_samples} {holders[:-1]}(s)"
     binary = "" if result.binary is None else f", {result.binary[1]} vs rest"
     table.title = f"{result.scheme} weights{binary}{over}"
     present = counts.pixels[counts.pixels > 0]

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
     Classes,
     Force,
-    IgnoreIndex,
     Jobs,
     Json,
     Output,
@@ -26,13 +23,24 @@ from tinyseg_cli.cli.options import (
     parse_shard,
     single_stdout,
 )
-from tinyseg_cli.engine.counts import (
-    CountsSet,
-    counts_from_matrices,
-    counts_from_table,
-    merge_counts,
+from tinyseg_cli.cli.score_points import (
+    CONVENTION,
+    MODALITY,
+    any_point_input,
+    check_map_usage,
+    check_point_usage,
+    count_points,
+    point_inputs,
 )
-from tinyseg_cli.engine.parallel import default_jobs, shard
+from tinyseg_cli.cli.score_sources import (
+    classes_of_inputs,
+    count_maps,
+    count_runs,
+    final_class_map,
+    read_counts_tables,
+)
+from tinyseg_cli.cli.score_summary import print_summary
+from tinyseg_cli.engine.parallel import default_jobs
 from tinyseg_cli.engine.report import (
     ScoreResult,
     result_counts_table,
@@ -40,14 +48,14 @@ from tinyseg_cli.engine.report import (
     result_table,
     score_counts,
 )
-from tinyseg_cli.engine.score import CountOptions, count_pairs, pair_maps
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.engine.score import CountOptions
 from tinyseg_cli.io.atomic import check_output
-from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_class_map
+from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
-from tinyseg_cli.io.sources import resolve_maps
-from tinyseg_cli.io.tables import is_table_path, read_table, table_metadata, write_table
+from tinyseg_cli.io.tables import (
+    write_table,
+)
 
 EXAMPLES = """\
 Examples:
@@ -93,7 +101,8 @@ def score(
         str | None,
         typer.Option(
             "--truth",
-            help="Ground truth: a folder, glob, manifest (mask column) or one file.",
+            help="Ground truth: a folder, glob, manifest (mask column) or one file; 3D: LAS/LAZ "
+            "files or a per-point table.",
             metavar="PATH",
         ),
     ] = None,
@@ -101,7 +110,8 @@ def score(
         str | None,
         typer.Option(
             "--pred",
-            help="Predictions: a folder, glob, manifest (prediction column) or one file.",
+            help="Predictions: a folder, glob, manifest (prediction column) or one file; 3D: "
+            "LAS/LAZ files, a per-point table or the OUT_DIR of 'tinyseg infer'.",
             metavar="PATH",
         ),
     ] = None,
@@ -131,7 +141,45 @@ def score(
     ] = None,
     classes: Classes = None,
     palette: Palette = None,
-    ignore_index: IgnoreIndex = 255,
+    truth_dim: Annotated[
+        str | None,
+        typer.Option(
+            "--truth-dim",
+            help="3D: the LAS dimension or table column of the truth labels. Default: "
+            "classification (or the dimension voxelize read) for LAS, label for tables.",
+            metavar="NAME",
+        ),
+    ] = None,
+    pred_dim: Annotated[
+        str | None,
+        typer.Option(
+            "--pred-dim",
+            help="3D: the LAS dimension or table column of the predictions. Default: "
+            "prediction (tables without one: label).",
+            metavar="NAME",
+        ),
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map",
+            help="3D, LAS inputs: source code -> class as in voxelize ('CODE:INDEX,…', "
+            "'CODE:NAME,…' or a JSON object); unlisted codes become -100: ignored in the "
+            "truth, an error in a prediction. Default: the map recorded in the predictions "
+            "table (voxelize's), else the codes are the class indices.",
+            metavar="MAP|FILE",
+        ),
+    ] = None,
+    ignore_index: Annotated[
+        int | None,
+        typer.Option(
+            "--ignore-index",
+            help="Truth label excluded from counts and scores. Default: 255 for 2D masks, -100 "
+            "for 3D labels (always excluded in 3D).",
+            metavar="INT",
+            show_default=False,
+        ),
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
@@ -151,12 +199,14 @@ def score(
         ),
     ] = None,
     include_background: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--include-background",
-            help="Average over every class, not only the foreground (classes 1..K-1).",
+            "--include-background/--foreground-only",
+            help="Micro and macro averages over every class, or only the foreground (classes "
+            "1..K-1). Default: foreground for 2D maps, every class for 3D points.",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     per_sample: Annotated[
         bool, typer.Option("--per-sample", help="Also report the scores of each sample.")
     ] = False,
@@ -204,84 +254,103 @@ def score(
     {classes, micro, macro, oa, miou, n_samples, empty}, or with runs
     {runs: {n_runs, mean, std, by_run}, empty}. The standard deviation across runs is the
     sample one (n - 1).
+
+    3D: --truth and --pred may be LAS/LAZ files (a file, folder or glob; a file's scene is
+    its stem) or per-point tables (scene, point_index and a label column, such as the
+    predictions.parquet of 'tinyseg infer', or its OUT_DIR). Points pair by scene and
+    point_index, or by their order in two LAS files of one scene; every truth point needs a
+    prediction (--missing skip leaves unpaired points out). Samples are scenes; -100 is
+    ignored. OA, mIoU, micro and macro are over all classes (the 3D benchmark convention,
+    stated in the output; --foreground-only for micro and macro over classes 1..K-1).
+    Example: 'tinyseg score --truth scans/ --pred out/ --label-map 2:ground,6:building'.
     """
     console.configure(verbose, quiet)
-    shard_index, shard_count = parse_shard(shard_)
+    part = parse_shard(shard_)
     single_stdout(output=output, counts_out=counts_out, json=json_)
-    _check_modes(tables or [], truth, pred, counts, runs or [])
+    run_list = _check_modes(tables or [], truth, pred, counts, runs or [])
     for path in (output, counts_out):
         if path is not None:
             check_output(path, force)
+    preds = [pred] if pred else [path for _, path in run_list]
+    points = not counts and any_point_input([truth, *preds])
     class_map = parse_class_map(classes) if classes else None
     if class_map is None and not counts:
-        class_map = classes_of_inputs([truth, pred, *(path for _, path in _parse_runs(runs or []))])
-    options = CountOptions(
-        n_classes=len(class_map) if class_map else None,
-        ignore_index=ignore_index,
-        threshold=threshold,
-        palette=load_palette(palette) if palette else None,
-    )
-    map_args = {
-        "options": options,
-        "missing": missing.value,
-        "split": split,
-        "jobs": jobs or default_jobs(),
-        "part": (shard_index, shard_count),
-    }
-    inputs: list[str] = []
-    if counts:
-        by_run, found_map = _read_counts_tables(tables or [])
-        inputs += tables or []
-    elif runs:
-        by_run, found_map = {}, None
-        for name, path in _parse_runs(runs):
-            if is_table_path(path) and Path(path).is_file():
-                table_runs, found_map = _read_counts_tables([path])
-                if len(table_runs) != 1:
-                    raise TinysegError(f"{path}: --run {name} needs a counts table of one run")
-                by_run[name] = next(iter(table_runs.values()))
-            else:
-                by_run[name] = _count_maps(truth, path, **map_args)  # type: ignore[arg-type]
-            inputs.append(path)
-        inputs += [truth] if truth else []
+        class_map = classes_of_inputs([truth, *preds])
+    point_inputs_ = None
+    if points:
+        check_point_usage(split, palette, threshold)
+        point_inputs_, class_map = point_inputs(
+            (truth_dim, pred_dim), label_map, class_map, preds, ignore_index,
+            missing.value, jobs or default_jobs(), part,
+        )  # fmt: skip
+        count_one = partial(count_points, inputs=point_inputs_)
+        ignore = point_inputs_.options.ignore_index
     else:
-        by_run = {None: _count_maps(truth, pred, **map_args)}  # type: ignore[arg-type]
-        found_map = None
-        inputs += [truth, pred]  # type: ignore[list-item]
-    class_map = class_map or found_map
-    n_classes = max([len(class_map) if class_map else 0, *(c.n_classes for c in by_run.values())])
-    if class_map and n_classes > len(class_map):
-        raise TinysegError(
-            f"counts hold {n_classes} classes but the class map names {len(class_map)}"
+        check_map_usage(truth_dim, pred_dim, label_map)
+        ignore = 255 if ignore_index is None else ignore_index
+        options = CountOptions(
+            n_classes=len(class_map) if class_map else None,
+            ignore_index=ignore,
+            threshold=threshold,
+            palette=load_palette(palette) if palette else None,
         )
-    class_map = class_map or ClassMap.numbered(n_classes)
+        count_one = partial(
+            count_maps, options=options, missing=missing.value, split=split,
+            jobs=jobs or default_jobs(), part=part,
+        )  # fmt: skip
+    if counts:
+        by_run, found_map, found = read_counts_tables(tables or [])
+        points = found.get("modality") == MODALITY
+        ignore = found.get("ignore_index", ignore)
+    else:
+        by_run, found_map = count_runs(truth, pred, run_list, count_one)
+    class_map = final_class_map(class_map or found_map, by_run)
     result = score_counts(
         by_run,
         list(class_map.names),
-        include_background=include_background,
+        include_background=points if include_background is None else include_background,
         betas=tuple(beta or ()),
         empty=empty.value,
         per_sample=per_sample,
     )
+    report = point_inputs_.report() if point_inputs_ else {}
+    if points:
+        report = {"modality": MODALITY, "convention": CONVENTION, **report}
     metadata = {
-        "provenance": provenance(inputs, console.STATE.argv),
+        "provenance": provenance(
+            [*(tables or []), *filter(None, [truth, *preds])], console.STATE.argv
+        ),
         "classes": class_map.to_metadata(),
         "empty": empty.value,
-        "ignore_index": ignore_index,
+        "ignore_index": ignore,
+        **{key: report[key] for key in ("modality", "convention") if key in report},
     }
+    _write_outputs(result, metadata, report, output, counts_out, json_)
+    if not console.STATE.quiet:
+        print_summary(result, "scene" if points else "sample", CONVENTION if points else "")
+
+
+def _write_outputs(
+    result: ScoreResult,
+    metadata: dict[str, Any],
+    report: dict[str, Any],
+    output: str | None,
+    counts_out: str | None,
+    json_: bool,
+) -> None:
+    """The counts table, the scores table and the JSON summary, as asked."""
     if counts_out is not None:
         write_table(result_counts_table(result), counts_out, metadata)
     if output is not None:
         write_table(result_table(result), output, metadata)
     if json_:
-        typer.echo(json.dumps(result_json(result), indent=2))
-    if not console.STATE.quiet:
-        _print_summary(result)
+        typer.echo(json.dumps({**result_json(result), **report}, indent=2))
 
 
 def _check_modes(
     tables: list[str], truth: str | None, pred: str | None, counts: bool, runs: list[str]
-) -> None:
+) -> list[tuple[str, str]]:
+    """Usage errors between the input modes; the parsed ``--run`` values."""
     if counts:
         if not tables:
             raise typer.BadParameter("--counts needs at least one counts table ('-' for stdin)")
@@ -289,7 +358,7 @@ def _check_modes(
             raise typer.BadParameter(
                 "--counts reduces tables; it takes no --truth, --pred or --run"
             )
-        return
+        return []
     if tables:
         raise typer.BadParameter(
             f"unexpected argument {tables[0]!r}: maps are given with --truth and --pred, and "
@@ -298,24 +367,10 @@ def _check_modes(
     if runs:
         if pred:
             raise typer.BadParameter("--run replaces --pred (use --run NAME=PREDICTIONS)")
-        return
+        return _parse_runs(runs)
     if not truth or not pred:
         raise typer.BadParameter("give --truth and --pred, or --run NAME=PATH, or --counts TABLE")
-
-
-def classes_of_inputs(specs: list[str | None]) -> ClassMap | None:
-    """The class map that travels with the inputs: a manifest's metadata, or the
-    ``predictions.parquet`` that ``tinyseg infer`` writes beside its label maps."""
-    for spec in specs:
-        if not spec or spec == "-":
-            continue  # stdin can be read only once
-        path = Path(spec)
-        table_path = path / "predictions.parquet" if path.is_dir() else path
-        if is_table_path(table_path) and table_path.is_file():
-            found = class_map_from_metadata(table_metadata(read_table(table_path)))
-            if found is not None:
-                return found
-    return None
+    return []
 
 
 def _parse_runs(runs: list[str]) -> list[tuple[str, str]]:
@@ -329,96 +384,3 @@ def _parse_runs(runs: list[str]) -> list[tuple[str, str]]:
     if len(set(names)) != len(names):
         raise typer.BadParameter("run names must differ", param_hint="--run")
     return parsed
-
-
-def _read_counts_tables(paths: list[str]) -> tuple[dict[str | None, CountsSet], ClassMap | None]:
-    gathered: dict[str | None, list[CountsSet]] = {}
-    class_map = None
-    for path in paths:
-        table = read_table(path)
-        class_map = class_map or class_map_from_metadata(table_metadata(table))
-        source = "<stdin>" if path == "-" else path
-        for run, values in counts_from_table(table, source).items():
-            gathered.setdefault(run, []).append(values)
-    return {
-        run: merge_counts(sets, f"run {run}" if run else "counts") for run, sets in gathered.items()
-    }, class_map
-
-
-def _count_maps(
-    truth: str | None,
-    pred: str,
-    *,
-    options: CountOptions,
-    missing: str,
-    split: str | None,
-    jobs: int,
-    part: tuple[int, int],
-) -> CountsSet:
-    if truth is None:
-        raise typer.BadParameter("--run with a predictions folder needs --truth")
-    single_files = all(Path(p).is_file() and not is_table_path(p) for p in (truth, pred))
-    pairing = pair_maps(
-        resolve_maps(truth, columns=("mask",), split=split),
-        resolve_maps(pred, columns=("prediction", "mask")),
-        missing,  # type: ignore[arg-type]
-        single_files,
-    )
-    for side, names in (("prediction", pairing.truth_only), ("ground truth", pairing.pred_only)):
-        if names:
-            console.warn(f"skipped {len(names)} sample(s) with no {side}: {', '.join(names[:5])}")
-    pairs = shard(pairing.pairs, *part)
-    if not pairs:
-        raise TinysegError(f"shard {part[0]}/{part[1]} holds no sample")
-    with console.progress(f"scoring {pred}", len(pairs)) as advance:
-        matrices = count_pairs(pairs, options, jobs=jobs, on_done=advance)
-    return counts_from_matrices(matrices, options.n_classes)
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
-
-
-def _print_summary(result: ScoreResult) -> None:
-    """Metrics as rows, classes as columns: narrow enough for a terminal with few classes."""
-    names = result.class_names
-    averaged = set(next(iter(result.summaries.values())).averaged)
-    headers = [name if i in averaged else f"{name}*" for i, name in enumerate(names)]
-    table = Table(title_justify="left", caption_justify="left")
-    table.add_column("")
-    for header in [*headers, "micro", "macro"]:
-        table.add_column(header, justify="right")
-    if result.has_runs:
-        mean, std = result.run_statistics
-        table.title = f"mean ± std over {len(result.counts)} runs"
-        for metric in result.metrics:
-            keys = [*(f"class.{n}.{metric}" for n in names), f"micro.{metric}", f"macro.{metric}"]
-            table.add_row(metric, *(_fmt(mean[k]) for k in keys))
-            table.add_row("  ± std", *(_fmt(std[k]) for k in keys), style="dim")
-        table.caption = (
-            f"OA {_fmt(mean['oa'])} ± {_fmt(std['oa'])}   "
-            f"mIoU {_fmt(mean['miou'])} ± {_fmt(std['miou'])}"
-        )
-    else:
-        summary = result.summaries[None]
-        table.title = f"scores over {summary.n_samples} sample(s)"
-        chosen = summary.averaged
-        for count in ("tp", "fp", "fn"):
-            values = summary.counts[count]
-            table.add_row(
-                count.upper(), *(str(int(v)) for v in values), str(int(values[chosen].sum())), ""
-            )
-        for metric in result.metrics:
-            table.add_row(
-                metric,
-                *(_fmt(v) for v in summary.per_class[metric]),
-                _fmt(summary.micro[metric]),
-                _fmt(summary.macro[metric]),
-            )
-        table.caption = f"OA {_fmt(summary.oa)}   mIoU {_fmt(summary.miou)}"
-    table.caption += f"   0/0 -> {result.empty}"
-    if len(averaged) < len(names):
-        table.caption += "   * not averaged"
-    console.stderr.print(table)

@@ -16,14 +16,22 @@ import pyarrow as pa
 from tinyseg_cli.engine.counts import counts_from_table
 from tinyseg_cli.engine.parallel import parallel_map
 from tinyseg_cli.engine.score import CountOptions
+from tinyseg_cli.engine.voxel_counts import READ_COLUMNS, is_voxel_table
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.sources import MapRef, manifest_maps, resolve_maps
-from tinyseg_cli.io.tables import is_table_path, read_table, table_metadata
+from tinyseg_cli.io.tables import (
+    file_schema,
+    is_table_path,
+    read_columns,
+    read_table,
+    table_metadata,
+)
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.metrics.weights import binary_weights, class_weights
 
+VOXELS_TABLE = "voxels.parquet"  # what `tinyseg voxelize` writes into OUT_DIR
 COUNTS_COLUMNS = frozenset({"sample_id", "class_index", "tp", "fp", "fn", "tn"})
 CLASS_COUNTS_COLUMNS = frozenset({"class_index", "pixels"})
 
@@ -86,17 +94,24 @@ class Source:
     counts: ClassCounts | None = None
     class_map: ClassMap | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    voxels: pa.Table | None = None  # a voxel table's scene, label, n_points (and split)
 
 
 def open_input(spec: str) -> Source:
-    """Read INPUT: a manifest, a counts table, a class-counts table, or a folder/glob/file."""
+    """Read INPUT: a manifest, a counts table, a class-counts table, a voxel table (or the
+    folder ``voxelize`` wrote it to), or a folder/glob/file of masks."""
+    if Path(spec).is_dir() and (Path(spec) / VOXELS_TABLE).is_file():
+        spec = str(Path(spec) / VOXELS_TABLE)
     name = "<stdin>" if spec == "-" else spec
     if not (spec == "-" or (is_table_path(spec) and Path(spec).is_file())):
         return Source(name, refs=list(resolve_maps(spec).values()))  # folders: every map
-    table = read_table(spec)
+    voxels = spec != "-" and is_voxel_table(file_schema(spec).names)
+    table = read_columns(spec, [*READ_COLUMNS, "split"]) if voxels else read_table(spec)
     metadata = table_metadata(table)
     class_map = class_map_from_metadata(metadata)
     columns = set(table.column_names)
+    if voxels or is_voxel_table(table.column_names):  # a voxel table can come through a pipe
+        return Source(name, class_map=class_map, metadata=metadata, voxels=table)
     if columns >= COUNTS_COLUMNS:
         counts = _from_counts_table(table, name)
         return Source(name, counts=counts, class_map=class_map, metadata=metadata)
@@ -111,7 +126,8 @@ def open_input(spec: str) -> Source:
         return Source(name, refs=refs, class_map=class_map, metadata=metadata)
     raise TinysegError(
         f"{name}: expected a manifest (sample_id, mask), a counts table (sample_id, "
-        f"class_index, tp, fp, fn, tn) or class counts (class_index, pixels); found columns "
+        f"class_index, tp, fp, fn, tn), class counts (class_index, pixels) or a voxel table "
+        f"(scene, vx, vy, vz, label, n_points); found columns "
         f"{', '.join(table.column_names) or 'none'}"
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -23,15 +23,17 @@ from tinyseg_cli.metrics.counts import (
 )
 
 Missing = Literal["error", "skip"]
+Ref = TypeVar("Ref")
 
 
 @dataclass(frozen=True)
-class Pair:
-    """The truth and prediction maps of one sample."""
+class Pair(Generic[Ref]):
+    """The truth and prediction of one sample: maps (:class:`MapRef`) or a 3D scene's
+    point labels."""
 
     sample_id: str
-    truth: MapRef
-    pred: MapRef
+    truth: Ref
+    pred: Ref
 
 
 @dataclass(frozen=True)
@@ -46,23 +48,28 @@ class CountOptions:
 
 
 @dataclass
-class Pairing:
-    pairs: list[Pair]
+class Pairing(Generic[Ref]):
+    pairs: list[Pair[Ref]]
     truth_only: list[str]
     pred_only: list[str]
 
 
 def pair_maps(
-    truth: dict[str, MapRef], pred: dict[str, MapRef], missing: Missing, single_files: bool = False
-) -> Pairing:
-    """Match maps by sample id; unmatched ones are an error unless ``missing`` is ``skip``.
+    truth: dict[str, Ref],
+    pred: dict[str, Ref],
+    missing: Missing,
+    single_files: bool = False,
+    noun: str = "sample",
+) -> Pairing[Ref]:
+    """Match maps (or scenes, ``noun``) by id; unmatched ones are an error unless ``missing``
+    is ``skip``.
 
     ``single_files``: truth and prediction were each given as one file, so they pair
     whatever their names.
     """
     if single_files:
-        (t,), (p,) = truth.values(), pred.values()
-        return Pairing([Pair(t.sample_id, t, p)], [], [])
+        ((name, t),), ((_, p),) = truth.items(), pred.items()
+        return Pairing([Pair(name, t, p)], [], [])
     common = sorted(truth.keys() & pred.keys())
     truth_only = sorted(truth.keys() - pred.keys())
     pred_only = sorted(pred.keys() - truth.keys())
@@ -70,14 +77,16 @@ def pair_maps(
         side, names = ("prediction", truth_only) if truth_only else ("ground truth", pred_only)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise TinysegError(
-            f"no {side} for {len(names)} sample(s): {shown} (pass --missing skip to score the rest)"
+            f"no {side} for {len(names)} {noun}(s): {shown} (pass --missing skip to score the rest)"
         )
     if not common:
-        raise TinysegError("no sample has both a ground truth and a prediction (compare the names)")
+        raise TinysegError(
+            f"no {noun} has both a ground truth and a prediction (compare the names)"
+        )
     return Pairing([Pair(s, truth[s], pred[s]) for s in common], truth_only, pred_only)
 
 
-def _open_pair(pair: Pair, options: CountOptions) -> tuple[LabelMap, LabelMap]:
+def _open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, LabelMap]:
     roi = pair.truth.roi
     truth = open_label_map(pair.truth.path, "truth", palette=options.palette, roi=roi)
     pred = open_label_map(
@@ -94,7 +103,7 @@ def _open_pair(pair: Pair, options: CountOptions) -> tuple[LabelMap, LabelMap]:
     return truth, pred
 
 
-def count_pair(pair: Pair, options: CountOptions) -> tuple[str, np.ndarray]:
+def count_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[str, np.ndarray]:
     """The confusion matrix of one sample, counted in blocks of rows."""
     truth, pred = _open_pair(pair, options)
     try:
@@ -125,7 +134,7 @@ def _first_position(label_map: LabelMap, value: int) -> str:
 
 
 def count_pairs(
-    pairs: list[Pair],
+    pairs: list[Pair[MapRef]],
     options: CountOptions,
     jobs: int = 1,
     on_done: Callable[[str], None] | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def read_header(path: str | Path) -> LasInfo:
             )
             scales, offsets = np.asarray(header.scales), np.asarray(header.offsets)
     except _laspy_errors() as error:
-        raise TinysegError(f"{p}: not a readable LAS/LAZ file ({_first_line(error)})") from None
+        raise TinysegError(f"{p}: not a readable LAS/LAZ file ({first_line(error)})") from None
     if not (np.isfinite(scales).all() and np.isfinite(offsets).all()):
         raise TinysegError(f"{p}: header scale or offset is not finite (NaN/Inf coordinates)")
     if not all(np.isfinite(info.mins + info.maxs)):
@@ -78,23 +79,47 @@ def read_header(path: str | Path) -> LasInfo:
     return info
 
 
+def require_dimension(info: LasInfo, dimension: str, what: str, hint: str = "") -> None:
+    """A one-line error unless the file has ``dimension`` (for ``what``, e.g. "the labels")."""
+    if not info.has(dimension):
+        raise TinysegError(
+            f"{info.path}: no dimension {dimension!r} for {what} "
+            f"(dimensions: {', '.join(info.dimensions)}{hint})"
+        )
+
+
 def iter_chunks(info: LasInfo, size: int, dimensions: tuple[str, ...]) -> Iterator[LasChunk]:
     """The points of ``info.path`` in chunks of ``size``, with the given extra dimensions."""
+    for start, points in _point_chunks(info, size):
+        xyz = np.empty((len(points), 3), np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite: checked later
+            xyz[:, 0], xyz[:, 1], xyz[:, 2] = points.x, points.y, points.z
+        yield LasChunk(start, xyz, {name: np.asarray(points[name]) for name in dimensions})
+
+
+def iter_dimensions(
+    info: LasInfo, size: int, dimensions: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(first point, values) of the given dimensions in chunks of ``size``, without the
+    coordinates (scoring needs labels only)."""
+    for start, points in _point_chunks(info, size):
+        yield start, {name: np.asarray(points[name]) for name in dimensions}
+
+
+def _point_chunks(info: LasInfo, size: int) -> Iterator[tuple[int, Any]]:
+    """laspy's chunks of ``info.path`` with their first point; read errors and a point count
+    that differs from the header's become one-line errors."""
     import laspy
 
     start = 0
     try:
         with laspy.open(info.path, laz_backend=_laz_backend()) as reader:
             for points in reader.chunk_iterator(size):
-                xyz = np.empty((len(points), 3), np.float64)
-                with np.errstate(over="ignore", invalid="ignore"):  # non-finite: checked later
-                    xyz[:, 0], xyz[:, 1], xyz[:, 2] = points.x, points.y, points.z
-                values = {name: np.asarray(points[name]) for name in dimensions}
-                yield LasChunk(start, xyz, values)
+                yield start, points
                 start += len(points)
     except _laspy_errors() as error:
         where = f"near point {start}" if start else "reading points"
-        raise TinysegError(f"{info.path}: unreadable ({where}: {_first_line(error)})") from None
+        raise TinysegError(f"{info.path}: unreadable ({where}: {first_line(error)})") from None
     if start != info.point_count:
         raise TinysegError(
             f"{info.path}: header says {info.point_count} points, the file holds {start}"
@@ -110,6 +135,28 @@ def _laz_backend():
     return laspy.LazBackend.Lazrs if laspy.LazBackend.Lazrs in available else None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def write_with_dimension(source: Path, target: Path, name: str, values: np.ndarray) -> None:
+    """A copy of ``source`` with an extra dimension ``name`` (replaced when present), written
+    atomically to ``target`` (compressed when ``target`` is .laz)."""
+    import laspy
+
+    from tinyseg_cli.io.atomic import atomic_path
+
+    try:
+        las = laspy.read(source, laz_backend=_laz_backend())
+    except _laspy_errors() as error:
+        raise TinysegError(f"{source}: not a readable LAS/LAZ file ({first_line(error)})") from None
+    if len(las.points) != values.size:
+        raise TinysegError(
+            f"{source}: holds {len(las.points)} points, the predictions {values.size}"
+        )
+    if name not in las.point_format.dimension_names:
+        las.add_extra_dim(laspy.ExtraBytesParams(name=name, type=values.dtype))
+    las[name] = values
+    with atomic_path(target) as temporary, open(temporary, "wb") as handle:
+        las.write(handle, do_compress=target.suffix.lower() == ".laz")

@@ -77,6 +77,44 @@ def table_metadata(table: pa.Table) -> dict[str, Any]:
     return out
 
 
+def file_schema(path: str | Path) -> pa.Schema:
+    """The schema of a table file without reading its rows (Parquet and Arrow files)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TinysegError(f"{p}: no such file")
+    try:
+        with p.open("rb") as handle:
+            magic = handle.read(6)
+        if magic[:4] == b"PAR1":
+            return pq.read_schema(p)
+        if magic == b"ARROW1":
+            with pa.memory_map(str(p)) as source:
+                return pa_ipc.open_file(source).schema
+    except (pa.ArrowException, OSError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TinysegError(f"{p}: unreadable table ({first_line})") from None
+    return read_table(p).schema  # CSV and Arrow streams have no footer to read alone
+
+
+def read_columns(path: str | Path, columns: list[str]) -> pa.Table:
+    """Those of ``columns`` a table file has (a Parquet file reads no other column)."""
+    present = [name for name in columns if name in file_schema(path).names]
+    with Path(path).open("rb") as handle:
+        parquet = handle.read(4) == b"PAR1"
+    if not parquet:
+        return read_table(path).select(present)
+    try:
+        return pq.read_table(path, columns=present)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TinysegError(f"{path}: unreadable table ({first_line})") from None
+
+
+def file_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``tinyseg.*`` metadata of a table file, read from its schema alone."""
+    return table_metadata(file_schema(path).empty_table())
+
+
 def with_metadata(table: pa.Table, entries: dict[str, Any]) -> pa.Table:
     """``table`` with ``entries`` stored as ``tinyseg.<key>`` JSON schema metadata."""
     metadata = dict(table.schema.metadata or {})

@@ -59,6 +59,12 @@ def parse_label_map(spec: str, class_map: ClassMap | None) -> LabelMap:
     return _build(pairs, class_map, source)
 
 
+def label_map_from_metadata(value: dict[str, object], class_map: ClassMap | None) -> LabelMap:
+    """The label map a voxel table records (:meth:`LabelMap.to_metadata`), e.g. as it
+    travels on to ``infer``'s predictions."""
+    return _build([(str(code), index) for code, index in value.items()], class_map, "label_map")
+
+
 def _build(pairs: list[tuple[str, object]], class_map: ClassMap | None, source: str) -> LabelMap:
     codes: list[int] = []
     targets: list[object] = []

@@ -12,7 +12,7 @@ import numpy as np
 from tinyseg_cli.engine.voxelize.labels import LabelMap, point_labels
 from tinyseg_cli.engine.voxelize.tiles import TileGrid
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.las import RGB, LasInfo, iter_chunks, read_header
+from tinyseg_cli.io.las import RGB, LasInfo, iter_chunks, read_header, require_dimension
 
 XYZ = ("x", "y", "z")
 FEATURE_GROUPS = {"xyz": XYZ, "rgb": RGB, "intensity": ("intensity",)}
@@ -67,11 +67,7 @@ def open_scenes(
     scenes: dict[str, Scene] = {}
     for path in paths:
         info = read_header(path)
-        if not info.has(label_dim):
-            raise TinysegError(
-                f"{info.path}: no dimension {label_dim!r} for the labels "
-                f"(dimensions: {', '.join(info.dimensions)})"
-            )
+        require_dimension(info, label_dim, "the labels")
         name = info.path.stem
         if name in scenes:
             raise TinysegError(
