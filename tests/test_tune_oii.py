@@ -312,3 +312,14 @@ def test_distributed_steps_under_torchrun(split, tmp_path):
     from tinyseg_cli.engine.checkpoint import load_checkpoint
 
     assert load_checkpoint(tune / "step-2/run/last.pt").config["train"]["distributed"] is True
+
+
+def test_voxel_tables_are_refused_before_training(cli, tmp_path):
+    import pyarrow as pa
+
+    columns = {name: pa.array([0], pa.int32()) for name in ("tile", "vx", "vy", "vz")}
+    table = pa.table({"scene": ["a"], **columns, "label": pa.array([1], pa.int16())})
+    pq.write_table(table, tmp_path / "voxels.parquet")
+    result = cli("tune-oii", tmp_path / "voxels.parquet", "--loss", "tversky", "-o", tmp_path / "t")
+    assert result.exit_code == 1 and "voxel tables are not supported" in result.output
+    assert not (tmp_path / "t").exists()

@@ -1,10 +1,12 @@
-"""``tinyseg infer``: full-region and tiled 2D inference, one TIFF per image (SPEC §4.6)."""
+"""``tinyseg infer``: full-region and tiled 2D inference, one TIFF per image; 3D inference of
+a voxel table, one prediction per original point (SPEC §4.6)."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,6 +34,7 @@ DEFAULT_MAX_PIXELS = 4096 * 4096  # the library's defaults, repeated: no torch i
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 64
 TILING = "Tiling"
+SPARSE = "3D (voxel tables)"
 
 
 class Blend(StrEnum):
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
         "infer",
         epilog=EXAMPLES,
         no_args_is_help=True,
-        short_help="Predict label maps (and probabilities) of images with a checkpoint.",
+        short_help="Predict label maps of images, or labels of point clouds, with a checkpoint.",
     )(infer)
 
 
@@ -55,7 +58,8 @@ def infer(
         typer.Argument(
             help="Images: a manifest (column 'image', ROI columns y0, x0, y1, x1 honoured; "
             "with --split), a folder, a glob, image files (TIFF, PNG, NPY), or '-': a manifest "
-            "table or image paths, one per line, on stdin.",
+            "table or image paths, one per line, on stdin. Or one voxel table of 'tinyseg "
+            "voxelize' (or its folder) for a 3D checkpoint.",
             metavar="INPUT...",
             show_default=False,
         ),
@@ -86,7 +90,9 @@ def infer(
     ],
     split: Annotated[
         str | None,
-        typer.Option("--split", help="Only the manifest rows of this split.", metavar="NAME"),
+        typer.Option(
+            "--split", help="Only the manifest (voxel table) rows of this split.", metavar="NAME"
+        ),
     ] = None,
     probs: Annotated[
         bool,
@@ -141,8 +147,43 @@ def infer(
     ] = Blend.linear,
     batch: Annotated[
         int,
-        typer.Option("--batch", help="Tiles per forward pass.", min=1, rich_help_panel=TILING),
+        typer.Option(
+            "--batch",
+            help="Tiles per forward pass (3D: voxel tiles; default 1, 3D 4).",
+            min=1,
+            rich_help_panel=TILING,
+        ),
     ] = 1,
+    points: Annotated[
+        Path | None,
+        typer.Option(
+            "--points",
+            help="The voxel table's point map [default: points.parquet beside it].",
+            metavar="PATH",
+            rich_help_panel=SPARSE,
+            show_default=False,
+        ),
+    ] = None,
+    las: Annotated[
+        bool,
+        typer.Option(
+            "--las",
+            help="Also write OUT_DIR/<scene>.las (.laz like the source): the source with an "
+            "extra dimension 'prediction' in the input's own label codes (inverse of "
+            "voxelize --label-map; a class without a code → 0).",
+            rich_help_panel=SPARSE,
+        ),
+    ] = False,
+    fill: Annotated[
+        str | None,
+        typer.Option(
+            "--fill",
+            help="Class (name or index) of points in no kept tile (voxelize --min-points "
+            "dropped their tiles); without it such points are an error.",
+            metavar="CLASS",
+            rich_help_panel=SPARSE,
+        ),
+    ] = None,
     device: Device = "auto",
     shard_: Shard = None,
     json_: Json = False,
@@ -165,8 +206,19 @@ def infer(
     With --shard K/N the table is predictions-K-of-N.parquet; concatenate the shards' tables.
     Score the output with 'tinyseg score --truth MASKS --pred OUT_DIR' (or --pred
     OUT_DIR/predictions.parquet).
+
+    3D: a voxel table and a checkpoint of the sparse U-Net give OUT_DIR/predictions.parquet,
+    one row per original point (scene, point_index, prediction; prob_<class> with --probs):
+    each point's softmax is the mean over its voxels in every tile that holds it.
     """
     console.configure(verbose, quiet)
+    from tinyseg_cli.io.voxels import voxel_table_path
+
+    table = voxel_table_path(inputs[0]) if len(inputs) == 1 else None
+    if table is not None:
+        options = VoxelOptions(split, points, probs, las, fill, batch, force, json_)
+        _infer_voxels(table, checkpoints, output, device, options)
+        return
     part = parse_shard(shard_)
     if overlap >= tile:
         raise typer.BadParameter(
@@ -222,3 +274,84 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("table", summary["table"])
     table.add_row("time", f"{summary['seconds']:.1f} s")
     console.stderr.print(table)
+
+
+@dataclass(frozen=True)
+class VoxelOptions:
+    """The options of a 3D run."""
+
+    split: str | None
+    points: Path | None
+    probs: bool
+    las: bool
+    fill: str | None
+    batch: int
+    force: bool
+    json_: bool
+
+
+def _infer_voxels(
+    table: Path, checkpoints: list[Path], output: Path, device: str, options: VoxelOptions
+) -> None:
+    """3D: predictions.parquet (and LAS copies) for one voxel table."""
+    from tinyseg_cli.engine import infer_voxels as engine
+    from tinyseg_cli.engine.device import resolve_device
+    from tinyseg_cli.io.atomic import check_output
+    from tinyseg_cli.io.provenance import provenance
+    from tinyseg_cli.io.tables import write_table
+
+    if len(checkpoints) != 1:
+        raise typer.BadParameter("3D takes one checkpoint", param_hint="--checkpoint")
+    start = time.perf_counter()
+    model = engine.load_voxel_model(checkpoints[0], resolve_device(device))
+    source = engine.open_voxel_input(model, table, options.points)
+    fill = None if options.fill is None else model.classes.index(options.fill)
+    target = output / engine.PREDICTIONS
+    check_output(target, options.force)
+    las_files = {}
+    scenes, tiles = engine.scenes_and_tiles(source, options.split)
+    if options.las:
+        las_files = engine.las_outputs(source, scenes, output)
+        for _, path in las_files.values():
+            check_output(path, options.force)
+    with console.progress(f"infer {tiles} tile(s) of {table.name}", tiles) as advance:
+
+        def on_tiles(count: int) -> None:
+            for _ in range(count):
+                advance("")
+
+        predictions = engine.predict_points(
+            model,
+            source,
+            split=options.split,
+            fill=fill,
+            with_probs=options.probs,
+            tiles_per_batch=options.batch if options.batch > 1 else 4,
+            on_tiles=on_tiles,
+        )
+    metadata = {
+        "classes": model.classes.to_metadata(),
+        "voxelize": source.metadata.get("voxelize"),
+        "scenes": source.metadata.get("scenes"),
+        "provenance": provenance([checkpoints[0], table, source.points], console.STATE.argv),
+    }
+    write_table(predictions, target, metadata)
+    codes = engine.source_codes(source.metadata.get("voxelize") or {}, len(model.classes))
+    for scene, (path, out) in las_files.items():
+        engine.write_las_prediction(predictions, scene, codes, path, out)
+    summary = {
+        "out_dir": str(output),
+        "table": str(target),
+        "points": predictions.num_rows,
+        "scenes": sorted(set(predictions["scene"].to_pylist())),
+        "las": [str(out) for _, out in las_files.values()],
+        "classes": list(model.classes.names),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if not console.STATE.quiet:
+        console.stderr.print(
+            f"predicted {summary['points']:,} points of {len(summary['scenes'])} scene(s) → "
+            f"{target}" + (f" and {len(las_files)} LAS file(s)" if las_files else "")
+        )
+    if options.json_:
+        typer.echo(json.dumps(summary, indent=2))

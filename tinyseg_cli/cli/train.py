@@ -1,4 +1,5 @@
-"""``tinyseg train``: train a 2D segmentation network on a split manifest (SPEC §4.5)."""
+"""``tinyseg train``: train a 2D segmentation network on a split manifest, or the sparse 3D
+U-Net on a voxel table (SPEC §4.5)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from tinyseg_cli.cli import console
+from tinyseg_cli.cli import console, train_report
 from tinyseg_cli.cli.options import (
     Classes,
     Device,
@@ -45,6 +45,7 @@ DATA = "Data"
 MODEL = "Model and loss"
 OPTIM = "Optimisation"
 RUN = "Run"
+SPARSE = "3D (voxel tables)"
 # Options that may change when a run is resumed; the others come from the checkpoint.
 RESUMABLE = ("epochs", "iterations", "device", "workers")
 # Loss hyper-parameters among the options (``loss_params`` of the run).
@@ -96,6 +97,10 @@ PASSED_THROUGH = (
     "amp",
     "distributed",
 )
+# 3D options, absent from the options of commands that pass train's through (tune-oii).
+SPARSE_PASSED = ("aspp", "sparse_backend")
+# Comma-separated lists of the 3D options: (option, element type).
+LISTS = (("features", str), ("channels", int), ("aspp_dilations", int))
 # Parameters that shape no training, so --resume takes them without a warning.
 NOT_TRAINING = ("resume", "output", "manifest", "verbose", "quiet", "force", "json_")
 
@@ -105,7 +110,7 @@ def register(app: typer.Typer) -> None:
         "train",
         epilog=EXAMPLES,
         no_args_is_help=True,
-        short_help="Train a 2D segmentation network; checkpoints and a log in RUN_DIR.",
+        short_help="Train a 2D network (or the 3D sparse U-Net); checkpoints and a log in RUN_DIR.",
     )(train)
 
 
@@ -114,7 +119,8 @@ def train(
     manifest: Annotated[
         str,
         typer.Argument(
-            help="Split manifest (column 'split': train/val rows; or 'fold' with --fold).",
+            help="Split manifest (column 'split': train/val rows; or 'fold' with --fold), or "
+            "a voxel table of 'tinyseg voxelize' (or its folder) for the 3D network.",
             show_default=False,
         ),
     ],
@@ -204,7 +210,7 @@ def train(
         typer.Option(
             help="smp architecture (unet, unetplusplus, "
             "deeplabv3plus, pan, …) or a seed network (unet-baseline, half-unet, "
-            "multiresunet, …).",
+            "multiresunet, …); sparse-unet for a voxel table (its default).",
             rich_help_panel=MODEL,
         ),
     ] = "unet",
@@ -282,6 +288,42 @@ def train(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    # -- 3D ----------------------------------------------------------------------------------
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature columns of the voxel table the network takes (default: all of "
+            "x,y,z,red,green,blue,intensity present).",
+            metavar="A,B,…",
+            rich_help_panel=SPARSE,
+        ),
+    ] = None,
+    channels: Annotated[
+        str,
+        typer.Option(
+            help="sparse-unet widths per stage (the last is the bridge's).",
+            rich_help_panel=SPARSE,
+        ),
+    ] = "32,64,128,256",
+    aspp: Annotated[
+        bool,
+        typer.Option(
+            help="sparse-unet bridge: ASPP of dilated submanifold branches, or one residual block.",
+            rich_help_panel=SPARSE,
+        ),
+    ] = True,
+    aspp_dilations: Annotated[
+        str,
+        typer.Option(help="Dilations of the ASPP branches, in voxels.", rich_help_panel=SPARSE),
+    ] = "6,12,18",
+    sparse_backend: Annotated[
+        str,
+        typer.Option(
+            help="Sparse convolution: auto (spconv on CUDA when installed, else torch), "
+            "spconv, torchsparse or torch.",
+            rich_help_panel=SPARSE,
+        ),
+    ] = "auto",
     # -- optimisation ----------------------------------------------------------------------
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Epochs to train (default 10).", rich_help_panel=OPTIM)
@@ -298,7 +340,7 @@ def train(
             "--batch-size",
             "-b",
             min=1,
-            help="Patches per step (per process under DDP).",
+            help="Patches (3D: tiles) per step (per process under DDP).",
             rich_help_panel=OPTIM,
         ),
     ] = 8,
@@ -379,6 +421,11 @@ def train(
     --select), `step-N.pt` (with --checkpoint-every) and `log.parquet`. Ctrl-C stops after
     the current step and leaves a resumable `last.pt`; run again with --resume.
 
+    A voxel table of `tinyseg voxelize` (or its folder) trains the sparse 3D U-Net on batches
+    of tiles: rows with split == train train, split == val validate (without a split column
+    every tile trains and nothing validates); features are normalised with the training
+    voxels' mean and std; validation counts voxels and averages over all classes.
+
     Several GPUs or machines: PyTorch DDP under torchrun, e.g. `torchrun --nproc_per_node 4
     -m tinyseg_cli train split.parquet --distributed -o run`.
     """
@@ -391,6 +438,8 @@ def train(
     if output is None and not dry_run:
         raise typer.BadParameter("a run directory is needed", param_hint="--output")
     options = train_options(ctx.params, str(output or ""))
+    if _is_default(ctx, "arch") and _voxel_input(manifest):
+        options.arch = "sparse-unet"
     checkpoint = None
     if resume:
         checkpoint, options = _resumed(ctx, options)
@@ -400,12 +449,15 @@ def train(
             _prepare_run_dir(output, force)
         dist.barrier()
         plan = prepare(options, jobs=default_jobs())
+        if dist.is_main:
+            for note in getattr(plan, "notes", ()):
+                console.warn(note)
         torch_device = resolve_device(dist.device_name(options.device))
         trainer = Trainer(plan, torch_device, dist)
         if dry_run:
-            summary = dry_run_summary(trainer)
+            summary = train_report.dry_run_summary(trainer)
             if not console.STATE.quiet:
-                _print_dry_run(summary)
+                train_report.print_dry_run(summary)
         else:
             if checkpoint is not None:
                 trainer.restore(checkpoint)
@@ -419,9 +471,9 @@ def train(
                     f"{trainer.run_dir / 'last.pt'} holds the run: continue it with --resume"
                 )
                 raise typer.Exit(130) from None
-            summary = run_summary(trainer)
+            summary = train_report.run_summary(trainer)
             if dist.is_main and not console.STATE.quiet:
-                _print_done(summary)
+                train_report.print_done(summary)
         if json_ and dist.is_main:
             typer.echo(json.dumps(summary, indent=2))
     finally:
@@ -445,6 +497,7 @@ def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
         )
     if v["class_weights"] and LOSSES[v["loss"]].class_weights == "unused":
         console.warn(f"loss {v['loss']} does not use class weights; --class-weights is ignored")
+    lists = {name: _comma_list(v.get(name), kind, name) for name, kind in LISTS}
     params = {name: v[name] for name in LOSS_OPTIONS}
     if params["loss_classes"]:
         params["loss_classes"] = params["loss_classes"].split(",")
@@ -457,9 +510,41 @@ def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
         epochs=epochs if epochs or iterations else 10,
         workers=max(0, default_jobs() - 1) if v["workers"] is None else v["workers"],
         resize=tuple(v["resize"]) if v["resize"] else None,
+        **{name: value for name, value in lists.items() if value is not None},
+        **{name: v[name] for name in SPARSE_PASSED if name in v},
     )
     resolve_params(options.loss, options.loss_params)  # bad values fail before any work
     return options
+
+
+def _comma_list(text: str | None, kind: type, name: str) -> tuple | None:
+    """``--channels 32,64`` → (32, 64); a bad element is a usage error."""
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(item.strip()) for item in str(text).split(",") if item.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated integers, found {text!r}",
+            param_hint="--" + name.replace("_", "-"),
+        ) from None
+    if not values or (kind is int and min(values) < 1):
+        raise typer.BadParameter(
+            f"expected a non-empty comma-separated list, found {text!r}",
+            param_hint="--" + name.replace("_", "-"),
+        )
+    return values
+
+
+def _is_default(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name != "COMMANDLINE"
+
+
+def _voxel_input(manifest: str) -> bool:
+    from tinyseg_cli.io.voxels import voxel_table_path
+
+    return voxel_table_path(manifest) is not None
 
 
 def _resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Any, TrainOptions]:
@@ -552,103 +637,3 @@ def run_with_progress(trainer: Trainer, dist: Any, label: str = "train") -> None
     hooks = Hooks(on_start=on_start, on_step=on_step, on_validation=on_validation)
     with bar:
         trainer.run(hooks)
-
-
-def run_summary(trainer: Trainer) -> dict[str, Any]:
-    """What a finished run did (the ``--json`` summary)."""
-    p = trainer.position
-    return {
-        "run_dir": str(trainer.run_dir),
-        "steps": p.step,
-        "epochs": p.epoch,
-        "select": trainer.plan.options.select,
-        "best": p.best,
-        "best_step": p.best_step,
-        "checkpoints": {
-            "last": str(trainer.run_dir / "last.pt"),
-            "best": str(trainer.run_dir / "best.pt"),
-        },
-        "log": str(trainer.run_dir / "log.parquet"),
-    }
-
-
-def _print_done(summary: dict[str, Any]) -> None:
-    best = summary["best"]
-    best_text = "—" if best is None else f"{best:.4f} at step {summary['best_step']}"
-    console.stderr.print(
-        f"trained {summary['steps']} steps ({summary['epochs']} epochs); best val "
-        f"{summary['select']}: {best_text}; run in {summary['run_dir']}"
-    )
-
-
-def dry_run_summary(trainer: Trainer) -> dict[str, Any]:
-    """The model's size and cost and the data an epoch draws (the ``--dry-run`` summary)."""
-    from tinyseg_cli.engine.train import epoch_patches
-    from tinyseg_cli.models import describe
-
-    plan = trainer.plan
-    o = plan.options
-    size = tuple(o.resize) if o.resize else (o.patch_size, o.patch_size)
-    if plan.patch_table is not None:
-        first = plan.patch_table[0][0]
-        size = (first.h, first.w)
-    info = describe(trainer.model, trainer.spec, size)
-    patches = len(epoch_patches(plan, 0))
-    return {
-        "arch": o.arch,
-        "encoder": o.encoder,
-        "parameters": int(info["parameters"]),
-        "trainable": int(info["trainable"]),
-        "flops": int(info["flops"]),
-        "input_size": list(size),
-        "train_samples": len(plan.train),
-        "val_samples": len(plan.val),
-        "patches_epoch_0": patches,
-        "steps_epoch_0": patches // o.batch_size,
-        "total_steps": trainer.total,
-        "loss": o.loss,
-        "loss_params": o.loss_params or None,
-        "mean": [float(v) for v in plan.mean],
-        "std": [float(v) for v in plan.std],
-        "classes": [
-            {
-                "index": index,
-                "name": name,
-                "pixels": int(plan.pixels[index]),
-                "weight": None if plan.class_weights is None else float(plan.class_weights[index]),
-            }
-            for index, name in enumerate(plan.class_map.names)
-        ],
-    }
-
-
-def _print_dry_run(summary: dict[str, Any]) -> None:
-    s = summary
-    height, width = s["input_size"]
-    table = Table(title=f"dry run: {s['arch']} / {s['encoder']}", title_justify="left")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for label, value in (
-        ("parameters", f"{s['parameters']:,}"),
-        ("trainable", f"{s['trainable']:,}"),
-        (f"FLOPs per {height}×{width} image", f"{s['flops']:,}"),
-        ("train samples", str(s["train_samples"])),
-        ("val samples", str(s["val_samples"])),
-        ("patches in epoch 0", str(s["patches_epoch_0"])),
-        ("steps in epoch 0", str(s["steps_epoch_0"])),
-        ("total steps", str(s["total_steps"])),
-        ("loss", f"{s['loss']} {s['loss_params'] or ''}".strip()),
-        ("normalisation mean", ", ".join(f"{v:.4f}" for v in s["mean"])),
-        ("normalisation std", ", ".join(f"{v:.4f}" for v in s["std"])),
-    ):
-        table.add_row(label, value)
-    console.stderr.print(table)
-    classes = Table(title="training pixels per class", title_justify="left")
-    for header in ("index", "class", "pixels", "share", "weight"):
-        classes.add_column(header, justify="left" if header == "class" else "right")
-    total = max(sum(c["pixels"] for c in s["classes"]), 1)
-    for c in s["classes"]:
-        weight = "—" if c["weight"] is None else f"{c['weight']:.4f}"
-        share = f"{100 * c['pixels'] / total:.3f} %"
-        classes.add_row(str(c["index"]), c["name"], f"{c['pixels']:,}", share, weight)
-    console.stderr.print(classes)

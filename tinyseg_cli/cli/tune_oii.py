@@ -228,6 +228,13 @@ def tune_oii(
     m0, m1 = _pair(target, "--target")
     tune_settings.check_target(m0, m1)
     options = train_options(ctx.params, "")
+    from tinyseg_cli.io.voxels import voxel_table_path
+
+    if voxel_table_path(options.manifest) is not None:  # its objective infers and scores 2D
+        raise TinysegError(
+            f"{options.manifest}: tune-oii takes a 2D split manifest; voxel tables are not "
+            "supported yet"
+        )
     searched = tune_settings.searched_param(options.loss, param, tie_beta, ctx.params)
     tune_settings.check_range(searched, low, high)
     if grid is None and (high - low) <= tol:

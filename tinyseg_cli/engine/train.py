@@ -10,28 +10,22 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from tinyseg_cli.data.datasets import (
-    EpochSampler,
-    Patch,
-    PatchDataset,
-    random_patches,
-    whole_images,
-)
+from tinyseg_cli.data.datasets import EpochSampler
 from tinyseg_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tinyseg_cli.engine.distributed import Distributed
+from tinyseg_cli.engine.modality import Modality, epoch_patches, modality_of
 from tinyseg_cli.engine.train_log import TrainLog
-from tinyseg_cli.engine.train_setup import TrainPlan, model_spec
-from tinyseg_cli.engine.validate import Validation, validate
+from tinyseg_cli.engine.train_setup import TrainOptions
+from tinyseg_cli.engine.validate import Validation
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.losses import build_loss
 from tinyseg_cli.models import build_model, load_encoder_weights, normalise_spec
@@ -74,37 +68,11 @@ class Position:
     history: list[float] = field(default_factory=list)
 
 
-def _draw(plan: TrainPlan, epoch: int) -> int:
-    """The patch-table draw of ``epoch``: each draw serves --refresh-every epochs, cyclically."""
-    assert plan.patch_table is not None
-    return (epoch // max(1, plan.options.refresh_every)) % len(plan.patch_table)
+__all__ = ["Hooks", "Position", "StepReport", "Trainer", "epoch_patches"]
 
 
-def epoch_patches(plan: TrainPlan, epoch: int) -> list[Patch]:
-    """The patches of ``epoch``: a patch-table draw, random windows, or resized images."""
-    options = plan.options
-    if plan.patch_table is not None:
-        return plan.patch_table[_draw(plan, epoch)]
-    if options.resize is not None:
-        return whole_images(plan.train, plan.shapes, options.resize)
-    rng = np.random.default_rng([options.seed, epoch, 2])
-    return random_patches(
-        plan.train, plan.shapes, options.patch_size, options.patches_per_image, rng
-    )
-
-
-def epoch_size(plan: TrainPlan, epoch: int) -> int:
-    """The number of patches :func:`epoch_patches` gives ``epoch``, without drawing them."""
-    options = plan.options
-    if plan.patch_table is not None:
-        return len(plan.patch_table[_draw(plan, epoch)])
-    per_image = 1 if options.resize is not None else options.patches_per_image
-    return len(plan.train) * per_image
-
-
-def make_optimizer(model: torch.nn.Module, plan: TrainPlan) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, o: TrainOptions) -> torch.optim.Optimizer:
     """adam, adamw or sgd with the run's learning rate and weight decay."""
-    o = plan.options
     params = [p for p in model.parameters() if p.requires_grad]
     if o.optimizer == "adam":
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
@@ -115,9 +83,8 @@ def make_optimizer(model: torch.nn.Module, plan: TrainPlan) -> torch.optim.Optim
     raise TinysegError(f"unknown optimiser {o.optimizer!r} (adam, adamw, sgd)")
 
 
-def lr_factor(plan: TrainPlan, total_steps: int | None) -> Callable[[int], float]:
+def lr_factor(o: TrainOptions, total_steps: int | None) -> Callable[[int], float]:
     """Learning-rate multiplier per step: constant, exponential (staircase) or cosine."""
-    o = plan.options
     if o.schedule == "constant":
         return lambda step: 1.0
     if o.schedule == "exponential":  # lr · decay^⌊step / decay_every⌋, as the seed studies
@@ -129,13 +96,13 @@ def lr_factor(plan: TrainPlan, total_steps: int | None) -> Callable[[int], float
     raise TinysegError(f"unknown schedule {o.schedule!r} (constant, exponential, cosine)")
 
 
-def total_steps(plan: TrainPlan, world: int) -> int | None:
+def total_steps(modality: Modality, world: int) -> int | None:
     """Steps of the whole run: --iterations, or the sum over epochs of their batches."""
-    o = plan.options
+    o = modality.options
     if o.iterations is not None:
         return o.iterations
     assert o.epochs is not None
-    per_rank = (epoch_size(plan, e) // world // o.batch_size for e in range(o.epochs))
+    per_rank = (modality.epoch_size(e) // world // o.batch_size for e in range(o.epochs))
     return sum(per_rank)
 
 
@@ -183,13 +150,12 @@ def _stop_on_interrupt() -> Any:
 class Trainer:
     """One run: the model, its optimiser and schedule, the data, and where it stands."""
 
-    def __init__(self, plan: TrainPlan, device: torch.device, dist: Distributed) -> None:
+    def __init__(self, plan: Any, device: torch.device, dist: Distributed) -> None:
         self.plan, self.device, self.dist = plan, device, dist
+        self.modality = modality = modality_of(plan)
         o = plan.options
-        self.spec = normalise_spec(
-            model_spec(o, 1 if o.binary is not None else len(plan.class_map))
-        )
-        self.config = plan.config(self.spec)
+        self.spec = normalise_spec(modality.model_spec())
+        self.config = modality.config(self.spec)
         torch.manual_seed(o.seed)
         self.model = build_model(self.spec)
         self.run_dir = Path(o.run_dir)
@@ -206,22 +172,13 @@ class Trainer:
         self.position = Position()
         self.validated_at: int | None = None
         self.log = TrainLog(plan.class_map.to_metadata())
-        self.total = total_steps(plan, dist.world)
+        self.total = total_steps(modality, dist.world)
         self.model.to(device)
-        self.optimizer = make_optimizer(self.model, plan)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(plan, self.total)
-        )
+        self.optimizer = make_optimizer(self.model, o)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(o, self.total))
         self.network = dist.wrap(self.model, device)
-        self.amp = o.amp and device.type == "cuda"
-        self.dataset = PatchDataset(
-            channels=o.in_channels,
-            mean=plan.mean,
-            std=plan.std,
-            labelling=plan.labelling,
-            augments=plan.augments,
-            seed=o.seed,
-        )
+        self.amp = o.amp and modality.amp and device.type == "cuda"
+        self.dataset = modality.dataset()
         self._keys = _CurrentEpoch()
         self._data: DataLoader | None = None
 
@@ -251,15 +208,13 @@ class Trainer:
         )
 
     # -- one step -------------------------------------------------------------------------
-    def _step(self, images: torch.Tensor, targets: torch.Tensor) -> float:
+    def _step(self, batch: Any) -> tuple[float, int]:
         o = self.plan.options
         torch.manual_seed(o.seed * 1_000_003 + self.position.step)  # dropout etc., per step
-        images = images.to(self.device, non_blocking=True)
-        targets = targets.to(self.device, non_blocking=True)
         self.network.train()
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
         with autocast:
-            logits = self.network(images)
+            logits, targets, items = self.modality.forward(self.network, batch, self.device)
         loss = self.loss_fn(logits.float(), targets)
         if not torch.isfinite(loss):
             raise TinysegError(
@@ -270,9 +225,9 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        return float(self.dist.mean(loss.detach()))
+        return float(self.dist.mean(loss.detach())), items
 
-    def _loader(self, patches: list[Patch]) -> DataLoader:
+    def _loader(self, patches: Sequence[Any]) -> DataLoader:
         o = self.plan.options
         self._keys.epoch = EpochSampler(
             patches,
@@ -292,6 +247,7 @@ class Trainer:
                 pin_memory=self.device.type == "cuda",
                 drop_last=True,
                 persistent_workers=o.workers > 0,
+                collate_fn=self.modality.collate,
             )
         return self._data
 
@@ -309,10 +265,10 @@ class Trainer:
         with _stop_on_interrupt() as interrupt:
             try:
                 while not self._finished():
-                    patches = epoch_patches(self.plan, self.position.epoch)
+                    patches = self.modality.epoch_items(self.position.epoch)
                     if len(patches) // self.dist.world < o.batch_size:
                         raise TinysegError(
-                            f"epoch {self.position.epoch} holds {len(patches)} patches, fewer "
+                            f"epoch {self.position.epoch} holds {len(patches)} items, fewer "
                             f"than --batch-size {o.batch_size} (per process)"
                         )
                     stopped = self._epoch(patches, hooks, interrupt)
@@ -324,7 +280,7 @@ class Trainer:
             finally:
                 self._data = None  # ends the loader's worker processes
         if (
-            self.plan.val
+            self.modality.validates
             and self.plan.options.val_every
             and self.validated_at != self.position.step
         ):
@@ -333,12 +289,12 @@ class Trainer:
         if self.dist.is_main and not (self.run_dir / "best.pt").exists():
             self._save("best.pt")  # no validation ran: the last weights are the best known
 
-    def _epoch(self, patches: list[Patch], hooks: Hooks, interrupt: dict[str, bool]) -> bool:
+    def _epoch(self, patches: Sequence[Any], hooks: Hooks, interrupt: dict[str, bool]) -> bool:
         o = self.plan.options
         waited = time.perf_counter()
-        for images, targets in self._loader(patches):
+        for batch in self._loader(patches):
             started = time.perf_counter()
-            loss = self._step(images, targets)
+            loss, items = self._step(batch)
             done = time.perf_counter()
             p = self.position
             p.step, p.batch = p.step + 1, p.batch + 1
@@ -349,7 +305,7 @@ class Trainer:
                 epoch=p.epoch,
                 loss=loss,
                 lr=self.scheduler.get_last_lr()[0],
-                images_per_s=images.shape[0] * self.dist.world / max(seconds, 1e-9),
+                images_per_s=items * self.dist.world / max(seconds, 1e-9),
                 loader_share=(started - waited) / max(seconds, 1e-9),
             )
             self.log.add_step(report.step, report.epoch, loss, report.lr, report.images_per_s)
@@ -369,7 +325,11 @@ class Trainer:
     def _end_of_epoch(self, hooks: Hooks) -> None:
         o = self.plan.options
         epoch = self.position.epoch
-        if self.plan.val and o.val_every and (epoch % o.val_every == 0 or self._finished()):
+        if (
+            self.modality.validates
+            and o.val_every
+            and (epoch % o.val_every == 0 or self._finished())
+        ):
             self._validate(hooks)
         if not self._finished():
             self.save_last()
@@ -377,8 +337,7 @@ class Trainer:
     def _validate(self, hooks: Hooks) -> None:
         self.validated_at = self.position.step
         if self.dist.is_main:
-            o = self.plan.options
-            result = validate(self.model, self.plan, self.config, self.device, o.select)
+            result = self.modality.validate(self.model, self.config, self.device)
             self.log.add_validation(self.position.step, self.position.epoch, result)
             improved = result.score is not None and (
                 self.position.best is None or result.score > self.position.best

@@ -71,10 +71,18 @@ class TrainOptions:
     distributed: bool = False
     threshold: float = 0.5
     init_weights: str | None = None  # a checkpoint whose weights a fresh run starts from
+    # 3D (voxel tables): feature columns (None: all), sparse U-Net widths, ASPP, backend
+    features: tuple[str, ...] | None = None
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    aspp: bool = True
+    aspp_dilations: tuple[int, ...] = (6, 12, 18)
+    sparse_backend: str = "auto"
 
     def to_config(self) -> dict[str, Any]:
         values = asdict(self)
         values["resize"] = list(self.resize) if self.resize else None
+        for name in TUPLES:
+            values[name] = None if values[name] is None else list(values[name])
         return values
 
     @classmethod
@@ -82,7 +90,13 @@ class TrainOptions:
         values = dict(values)
         if values.get("resize"):
             values["resize"] = tuple(values["resize"])
+        for name in TUPLES:
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
+
+
+TUPLES = ("features", "channels", "aspp_dilations")  # stored as JSON lists
 
 
 @dataclass
@@ -140,8 +154,16 @@ class TrainPlan:
         }
 
 
-def prepare(options: TrainOptions, jobs: int = 1) -> TrainPlan:
-    """Read and validate the inputs of a run: fails before any training starts."""
+def prepare(options: TrainOptions, jobs: int = 1) -> Any:
+    """Read and validate the inputs of a run: fails before any training starts. A voxel
+    table (3D) gives a :class:`~tinyseg_cli.engine.voxel_train.VoxelPlan`."""
+    from tinyseg_cli.io.voxels import voxel_table_path
+
+    voxels = voxel_table_path(options.manifest)
+    if voxels is not None:
+        from tinyseg_cli.engine.voxel_train import prepare_voxels  # imports this module
+
+        return prepare_voxels(options, voxels)
     augments = parse_augment(options.augment)
     table = read_table(options.manifest)
     metadata = table_metadata(table)
@@ -164,7 +186,7 @@ def prepare(options: TrainOptions, jobs: int = 1) -> TrainPlan:
         class_map=class_map,
         source_classes=source_classes,
         labelling=labelling,
-        class_weights=_class_weights(options, class_map),
+        class_weights=read_class_weights(options, class_map),
         pixels=pixels,
         mean=mean,
         std=std,
@@ -280,7 +302,7 @@ def _normalisation(
     return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
 
 
-def _class_weights(options: TrainOptions, class_map: ClassMap) -> list[float] | None:
+def read_class_weights(options: TrainOptions, class_map: ClassMap) -> list[float] | None:
     """Weights of a ``classweights`` table, checked against the network's classes."""
     if options.class_weights is None:
         return None

@@ -71,6 +71,8 @@ def load_model(
     config = checkpoint.config
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise TinysegError(f"{path}: checkpoint config lacks the model spec ('model')")
+    if (config.get("input") or {}).get("modality") == "voxels":
+        raise TinysegError(f"{path}: a 3D checkpoint predicts a voxel table, not images")
     spec = models.normalise_spec(config["model"])
     net = models.build_model(spec)
     try:

@@ -25,6 +25,7 @@ from tinyseg_cli.models.seed_networks import (
 )
 
 SEED_NETWORKS = tuple(NETWORKS)
+SPARSE_UNET = "sparse-unet"  # the 3D network of SPEC §7.3, on voxel tables
 MAX_STRIDE_MULTIPLE = 64  # min_input_size gives up beyond this many strides
 
 
@@ -32,7 +33,7 @@ def architecture_names() -> list[str]:
     """Every accepted ``arch``: smp's architectures (lower case), then the seed networks."""
     from tinyseg_cli.models import smp_models
 
-    return [*smp_models.architectures(), *SEED_NETWORKS]
+    return [*smp_models.architectures(), *SEED_NETWORKS, SPARSE_UNET]
 
 
 def _positive_int(spec: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -52,6 +53,8 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise TinysegError(f"model spec: arch: expected a network name, found {arch!r}")
     sizes = {key: _positive_int(spec, key) for key in ("in_channels", "out_channels")}
     key = arch.strip().lower()
+    if key == SPARSE_UNET:
+        return _sparse_spec(spec, sizes)
     if key in NETWORKS:
         width = _positive_int(spec, "width", DEFAULT_WIDTH)
         return {"arch": key, "encoder": None, **sizes, "width": width}
@@ -68,9 +71,51 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"arch": smp_key, "encoder": encoder, **sizes}
 
 
+def _int_list(spec: Mapping[str, Any], key: str, default: tuple[int, ...]) -> list[int]:
+    values = spec.get(key, default)
+    if not isinstance(values, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise TinysegError(f"model spec: {key}: expected positive integers, found {values!r}")
+    return list(values)
+
+
+def _sparse_spec(spec: Mapping[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
+    """``sparse-unet``: widths per stage, ASPP and its dilations, and the sparse backend."""
+    from tinyseg_cli.models.sparse_unet import DEFAULT_CHANNELS, DEFAULT_DILATIONS
+    from tinyseg_cli.sparse import BACKENDS
+
+    backend = spec.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise TinysegError(
+            f"model spec: backend: expected one of {', '.join(BACKENDS)}, found {backend!r}"
+        )
+    return {
+        "arch": SPARSE_UNET,
+        "encoder": None,
+        **sizes,
+        "channels": _int_list(spec, "channels", DEFAULT_CHANNELS),
+        "aspp": bool(spec.get("aspp", True)),
+        "aspp_dilations": _int_list(spec, "aspp_dilations", DEFAULT_DILATIONS),
+        "backend": backend,
+    }
+
+
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
-    """The network ``spec`` names, with random weights; its output is logits (N, K, H, W)."""
+    """The network ``spec`` names, with random weights; its output is logits (N, K, H, W),
+    or (N, K) per voxel for ``sparse-unet`` (input: a sparse tensor)."""
     spec = normalise_spec(spec)
+    if spec["arch"] == SPARSE_UNET:
+        from tinyseg_cli.models.sparse_unet import SparseUNet
+
+        return SparseUNet(
+            spec["in_channels"],
+            spec["out_channels"],
+            channels=spec["channels"],
+            aspp=spec["aspp"],
+            aspp_dilations=spec["aspp_dilations"],
+            backend=spec["backend"],
+        )
     if spec["encoder"] is None:
         return build_seed_network(
             spec["arch"], spec["in_channels"], spec["out_channels"], spec["width"]

@@ -1,0 +1,144 @@
+"""Voxel tables and point maps of ``tinyseg voxelize`` (SPEC §3) read for ``train`` and
+``infer``: detected by their columns, read whole into arrays grouped by tile, checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.tables import table_metadata
+
+VOXELS_NAME, POINTS_NAME = "voxels.parquet", "points.parquet"
+KEYS = ("scene", "tile", "vx", "vy", "vz")
+NOT_FEATURES = (*KEYS, "label", "n_points", "split")
+POINT_COLUMNS = ("scene", "point_index", "voxel_row")
+
+
+def voxel_table_path(path: str | Path) -> Path | None:
+    """The voxel table ``path`` names (the file, or ``voxels.parquet`` in a folder), or None
+    when it is not one (a 2D manifest): detected by the key columns scene, tile, vx, vy, vz."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / VOXELS_NAME
+        if not p.is_file():
+            return None
+    if p.suffix.lower() not in (".parquet", ".pq") or not p.is_file():
+        return None
+    try:
+        names = set(pq.read_schema(p).names)
+    except (pa.ArrowException, OSError):
+        return None
+    return p if set(KEYS) <= names else None
+
+
+def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The ``tinyseg.*`` metadata of a schema, JSON-decoded (classes, voxelize, scenes …)."""
+    return table_metadata(schema.empty_table())
+
+
+def feature_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """The feature columns of a voxel table: its floating-point columns besides the keys."""
+    return tuple(
+        f.name for f in schema if f.name not in NOT_FEATURES and pa.types.is_floating(f.type)
+    )
+
+
+def choose_features(
+    path: Path, schema: pa.Schema, wanted: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """``wanted`` (checked against the table) or every feature column of the table."""
+    present = feature_columns(schema)
+    if wanted is None:
+        if not present:
+            raise TinysegError(f"{path}: the voxel table has no feature columns")
+        return present
+    unknown = [name for name in wanted if name not in present]
+    if unknown:
+        raise TinysegError(
+            f"{path}: feature {unknown[0]!r} is not a column of the voxel table "
+            f"(it has {', '.join(present) or 'none'})"
+        )
+    return tuple(wanted)
+
+
+@dataclass
+class Tiles:
+    """Voxels grouped by (scene, tile): tile ``i`` holds rows ``starts[i]:starts[i+1]``."""
+
+    scenes: list[str]  # per tile
+    tile_ids: np.ndarray  # (T,) int64
+    starts: np.ndarray  # (T + 1,) int64
+    coords: np.ndarray  # (N, 3) int32
+    features: np.ndarray  # (N, F) float32, as stored (not normalised)
+    labels: np.ndarray | None  # (N,) int64, or None for a table without labels
+    rows: np.ndarray  # (N,) int64: each voxel's row in the table (the point map's voxel_row)
+
+    def __len__(self) -> int:
+        return int(self.tile_ids.size)
+
+    def span(self, index: int) -> slice:
+        return slice(int(self.starts[index]), int(self.starts[index + 1]))
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+
+def read_tiles(path: Path, features: tuple[str, ...], split: str | None, labels: bool) -> Tiles:
+    """The rows of ``split`` (every row for None) with ``features`` and, when asked, labels."""
+    columns = [*KEYS, *features, *(("label",) if labels else ())]
+    try:
+        table = pq.read_table(path, columns=[*columns, *(("split",) if split else ())])
+    except (pa.ArrowException, OSError) as error:
+        raise TinysegError(
+            f"{path}: unreadable voxel table ({str(error).splitlines()[0]})"
+        ) from None
+    rows = np.arange(table.num_rows, dtype=np.int64)
+    if split is not None:
+        mask = pc.equal(table["split"], split).to_numpy(zero_copy_only=False)
+        table, rows = table.filter(pa.array(mask)), rows[mask]
+    scene_codes = pc.dictionary_encode(table["scene"]).combine_chunks()
+    names = scene_codes.dictionary.to_pylist()
+    code = scene_codes.indices.to_numpy().astype(np.int64)
+    tile = table["tile"].to_numpy().astype(np.int64)
+    key = code * (1 << 32) + tile
+    order = np.argsort(key, kind="stable")
+    key, rows = key[order], rows[order]
+    firsts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, int)
+    coords = np.stack([table[c].to_numpy()[order] for c in ("vx", "vy", "vz")], 1)
+    feats = np.stack([table[c].to_numpy()[order] for c in features], 1).astype(np.float32)
+    found = None
+    if labels:
+        found = table["label"].to_numpy().astype(np.int64)[order]
+    return Tiles(
+        scenes=[names[int(code_)] for code_ in key[firsts] >> 32],
+        tile_ids=key[firsts] & ((1 << 32) - 1),
+        starts=np.r_[firsts, key.size].astype(np.int64),
+        coords=coords.astype(np.int32),
+        features=feats,
+        labels=found,
+        rows=rows,
+    )
+
+
+def read_point_map(path: Path) -> pa.Table:
+    """The point map's scene, point_index and voxel_row columns."""
+    if not path.is_file():
+        raise TinysegError(
+            f"{path}: no point map (voxelize writes {POINTS_NAME} beside {VOXELS_NAME}; "
+            "or give --points)"
+        )
+    try:
+        schema = pq.read_schema(path)
+        missing = [c for c in POINT_COLUMNS if c not in schema.names]
+        if missing:
+            raise TinysegError(f"{path}: not a point map (no column {missing[0]!r})")
+        return pq.read_table(path, columns=list(POINT_COLUMNS))
+    except (pa.ArrowException, OSError) as error:
+        raise TinysegError(f"{path}: unreadable point map ({str(error).splitlines()[0]})") from None
