@@ -318,3 +318,5 @@ def test_3d_infer_las_round_trip_and_errors(cli, tmp_path):
     hand_checkpoint(tmp_path / "m2.pt", ["x", "curvature"])
     result = run(cli, "infer", "-c", tmp_path / "m2.pt", vox, "-o", out, "--force", code=1)
     assert "needs feature 'curvature'" in result.stderr
+    result = run(cli, "infer", "-c", tmp_path / "m.pt", vox, "-o", out, "--shard", "0/2", code=2)
+    assert "voxelize --shard" in result.output

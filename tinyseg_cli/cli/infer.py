@@ -216,6 +216,12 @@ def infer(
 
     table = voxel_table_path(inputs[0]) if len(inputs) == 1 else None
     if table is not None:
+        if shard_ is not None:  # one table of voxelize --shard K/N is already one shard
+            raise typer.BadParameter(
+                "not for voxel tables: shard the input with 'voxelize --shard K/N' and infer "
+                "each shard's table",
+                param_hint="--shard",
+            )
         options = VoxelOptions(split, points, probs, las, fill, batch, force, json_)
         _infer_voxels(table, checkpoints, output, device, options)
         return
