@@ -71,6 +71,15 @@ def run_tinyseg(*args: str | Path, input: bytes | None = None, cwd: Path | None 
     )
 
 
+def run_torchrun(*args: str | Path, processes: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node N -m tinyseg_cli ARGS`` on CPU with gloo (DDP tests)."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    command = [str(torchrun), "--nproc_per_node", str(processes), "-m", "tinyseg_cli"]
+    return subprocess.run(
+        [*command, *map(str, args)], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
 @pytest.fixture
 def pair_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """Two folders of matching 3-class masks: truth/ and pred/ (PNG, TIFF and NPY mixed)."""

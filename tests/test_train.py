@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import write_map
+from conftest import run_torchrun, write_map
 
 from tinyseg_cli.engine.checkpoint import load_checkpoint
 
@@ -377,33 +377,11 @@ def test_each_loss_overfits_a_tiny_network(loss, binary):
 
 
 def test_distributed_training_under_torchrun(split, tmp_path):
-    torchrun = Path(sys.executable).parent / "torchrun"
     run = tmp_path / "ddp"
-    done = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "tinyseg_cli",
-            "train",
-            str(split),
-            *TINY,
-            "--iterations",
-            "3",
-            "--workers",
-            "0",
-            "--distributed",
-            "--device",
-            "cpu",
-            "-o",
-            str(run),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = run_torchrun(
+        "train", split, *TINY, "--iterations", "3", "--workers", "0", "--distributed",
+        "--device", "cpu", "-o", run,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     checkpoint = load_checkpoint(run / "last.pt")
     assert checkpoint.step == 3

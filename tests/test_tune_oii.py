@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_torchrun
 from test_train import write_split
 
 from tinyseg_cli.engine.tune.search import OiiOf, scores_of
@@ -276,35 +277,11 @@ def test_macro_oii_of_two_classes():
 def test_distributed_steps_under_torchrun(split, tmp_path):
     """Under torchrun every process trains each step (DDP); the main one predicts, scores
     and shares the counts, so all processes take the same next value."""
-    torchrun = Path(sys.executable).parent / "torchrun"
     tune = tmp_path / "ddp"
-    done = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "tinyseg_cli",
-            "tune-oii",
-            str(split),
-            *TINY,
-            *TVERSKY,
-            "--max-steps",
-            "2",
-            "--workers",
-            "0",
-            "--distributed",
-            "--device",
-            "cpu",
-            "-o",
-            str(tune),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = run_torchrun(
+        "tune-oii", split, *TINY, *TVERSKY, "--max-steps", "2", "--workers", "0",
+        "--distributed", "--device", "cpu", "-o", tune, "--json",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["trainings"] == 2  # printed once, by the main process
     rows = log_rows(tune)
