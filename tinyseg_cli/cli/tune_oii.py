@@ -275,7 +275,6 @@ def _run_search(
     from tinyseg_cli.engine.parallel import default_jobs
     from tinyseg_cli.engine.train_setup import prepare
     from tinyseg_cli.engine.tune import log as tune_log
-    from tinyseg_cli.engine.tune import search as tune_search
     from tinyseg_cli.engine.tune import settings as tune_settings
     from tinyseg_cli.engine.tune.objective import StepObjective, TuneJob
     from tinyseg_cli.io.tables import read_table
@@ -334,23 +333,7 @@ def _run_search(
 
         started = time.perf_counter()
         try:
-            if search["grid"]:
-                values = tune_search.grid_values(*search["range"], search["grid"])
-                result = tune_search.grid(
-                    objective, values, tuple(search["target"]), of, search["noise"], on_step
-                )
-            else:
-                settings = tune_search.Bisection(
-                    low=search["range"][0],
-                    high=search["range"][1],
-                    target=tuple(search["target"]),  # type: ignore[arg-type]
-                    tol=search["tol"],
-                    max_steps=search["max_steps"],
-                    direction=direction,  # type: ignore[arg-type]
-                    auto=search["direction"] == "auto",
-                    noise=search["noise"],
-                )
-                result = tune_search.bisect(objective, settings, of, on_step, console.warn)
+            result = _search(objective, search, of, direction, on_step)
         except ValueError as error:  # an OII that cannot be read (nothing to measure)
             raise TinysegError(f"{tune_dir}: {error}") from None
         except KeyboardInterrupt:
@@ -363,6 +346,30 @@ def _run_search(
             _report(result, search, searched.name, time.perf_counter() - started, json_)
     finally:
         dist.close()
+
+
+def _search(
+    objective: Any, search: dict[str, Any], of: Any, direction: str, on_step: Any
+) -> SearchResult:
+    """The grid (``--grid K``) or the bisection, over ``objective``."""
+    from tinyseg_cli.engine.tune import search as tune_search
+
+    low, high = search["range"]
+    target = tuple(search["target"])
+    if search["grid"]:
+        values = tune_search.grid_values(low, high, search["grid"])
+        return tune_search.grid(objective, values, target, of, search["noise"], on_step)
+    settings = tune_search.Bisection(
+        low=low,
+        high=high,
+        target=target,  # type: ignore[arg-type]
+        tol=search["tol"],
+        max_steps=search["max_steps"],
+        direction=direction,  # type: ignore[arg-type]
+        auto=search["direction"] == "auto",
+        noise=search["noise"],
+    )
+    return tune_search.bisect(objective, settings, of, on_step, console.warn)
 
 
 def _prepare_tune_dir(tune_dir: Path, record: dict[str, Any], force: bool, main: bool) -> bool:

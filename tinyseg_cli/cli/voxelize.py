@@ -37,7 +37,6 @@ Examples:
 
   tinyseg voxelize scan.laz --label-map 2:ground,5:vegetation,6:building --json -o v | jq .classes
 """
-SPLITS = ("train", "val", "test")
 
 
 class LabelRule(StrEnum):
@@ -206,7 +205,7 @@ def voxelize(
         chunk_size=chunk_size,
         shard=part,
         split=split.value if split is not None else None,
-        splits=read_scene_splits(splits, SPLITS) if splits is not None else None,
+        splits=read_scene_splits(splits, tuple(SplitName)) if splits is not None else None,
     )
     for name in (VOXELS, POINTS):
         check_output(output / name, force)
