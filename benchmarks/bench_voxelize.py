@@ -4,7 +4,8 @@ physical limits measured in the same run (SPEC §8, issue 10 item 7).
 Files: 10 M points (2.5 M for the memory comparison) at 250 points/m² over 200 m (100 m)
 squares, 30 m of height, RGB and intensity, five classes; 0.02 m voxels in 50 m tiles, so
 nearly every point is its own voxel (the worst case). Peers, measured here:
-- laspy chunked read alone (LAS), and lazrs decode alone (LAZ): the floors of any reader;
+- laspy chunked read alone (LAS), and lazrs decode alone (LAZ, laspy's default backend: lazrs
+  on every core): the floors of any reader;
 - read + packed-key ``torch.unique``: the same tile and voxel keys as voxelize (so its count
   of unique keys must equal voxelize's voxel rows), packed into int64 and made unique;
 - ``np.unique(axis=0)`` on the integer coordinates: the naive peer, timed on a subsample and

@@ -402,3 +402,31 @@ def test_lidar_hd_crop(cli, tmp_path: Path):
     assert found == dict(zip(values.tolist(), counts.tolist(), strict=True))
     rarest = min(summary["classes"], key=lambda row: (row["points"], row["label"]))
     assert rarest["share_kept"] == 1.0  # rare-first: the rarest class is never voted away
+
+
+def test_voxel_keys_pack_in_index_order_and_round_trip():
+    from tinyseg_cli.engine.voxelize.tiles import TileGrid
+
+    # 10 m tiles of 1 m voxels over 4 m of height: x and y span -2..11 (14), z -2..5 (8)
+    grid = TileGrid.for_bounds((0.0, 0.0, 0.0), (25.0, 5.0, 4.0), 10.0, 10.0, 1.0)
+    keys = grid.keys
+    assert keys.low == (-2, -2, -2) and keys.span == (14, 14, 8)
+    voxel = np.array([[-1, -1, -1], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [10, 10, 5]])
+    packed = keys.pack(voxel[:, 0], voxel[:, 1], voxel[:, 2])
+    # ((vx + 2) * 14 + (vy + 2)) * 8 + (vz + 2), by hand
+    assert packed.tolist() == [
+        (1 * 14 + 1) * 8 + 1, (2 * 14 + 2) * 8 + 2, (2 * 14 + 2) * 8 + 3, (2 * 14 + 3) * 8 + 2,
+        (3 * 14 + 2) * 8 + 2, (12 * 14 + 12) * 8 + 7,
+    ]  # fmt: skip
+    assert keys.unpack(packed).tolist() == voxel.tolist()
+    with pytest.raises(Exception, match="outside its tile's range"):
+        keys.pack(np.array([12]), np.array([0]), np.array([0]))
+
+
+def test_voxel_too_fine_for_the_tile_is_refused_before_work(cli, hand: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    # 1000 m tiles of 1 µm voxels: 1e9 voxels a side, far beyond an int64 key
+    result = cli("voxelize", hand, "--voxel", "0.000001", "--tile", "1000", "-o", out)
+    assert result.exit_code == 1
+    assert "too fine for --tile 1000" in result.stderr and "raise --voxel" in result.stderr
+    assert not out.exists()

@@ -127,12 +127,12 @@ def _point_chunks(info: LasInfo, size: int) -> Iterator[tuple[int, Any]]:
 
 
 def _laz_backend():
-    """lazrs on one thread: voxelize decodes on one thread while others compute, and the
-    parallel backend's threads would compete with them for the same cores."""
+    """lazrs, decoding each chunk on every core: on two cores it took voxelize's first pass
+    over 10 M LAZ points from 4.5 s to 2.9 s (the one-thread decoder alone takes 4.0 s)."""
     import laspy
 
     available = laspy.LazBackend.detect_available()
-    return laspy.LazBackend.Lazrs if laspy.LazBackend.Lazrs in available else None
+    return laspy.LazBackend.LazrsParallel if laspy.LazBackend.LazrsParallel in available else None
 
 
 def first_line(error: BaseException) -> str:

@@ -5,6 +5,8 @@ into place only when the whole run succeeds)."""
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,13 @@ def constant_strings(value: str, length: int) -> pa.Array:
 
 
 class TableStream:
-    """Row groups appended to one Parquet file; ``columns`` name the schema's arrays."""
+    """Row groups appended to one Parquet file; ``columns`` name the schema's arrays.
+
+    A thread of its own encodes and writes each row group: pyarrow does that without the
+    GIL, so both tables are written while the next tiles are aggregated (on two cores this
+    took the second pass from 1.9 s to 1.3 s for 10 M points). The next row group is handed
+    over only when the last one is written, so memory stays bounded.
+    """
 
     def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema):
         self.writer = writer
@@ -59,8 +67,27 @@ class TableStream:
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="tinyseg-parquet", daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.writer.write_table(table)
+                except BaseException as error:  # raised in the caller at its next call
+                    self._error = error
+            del table
+            self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def append(self, columns: dict[str, Any]) -> None:
+        self._raise()
         arrays = [_array(columns[field.name], field.type) for field in self.schema]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         self._pending.append(batch)
@@ -71,8 +98,16 @@ class TableStream:
 
     def flush(self) -> None:
         if self._pending:
-            self.writer.write_table(pa.Table.from_batches(self._pending, self.schema))
+            self._queue.join()  # one row group at a time in the writer: memory stays flat
+            self._queue.put(pa.Table.from_batches(self._pending, self.schema))
         self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        """Wait until every row group handed over is written; raise the writer's error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
 
 
 def _array(values: Any, type_: pa.DataType) -> pa.Array:
@@ -90,17 +125,24 @@ def table_stream(
         # Dictionaries only for the string columns: on float features pyarrow tries one,
         # finds too many values and falls back, at a third of the writing time. Delta
         # encoding halves the time and size of the point map's ascending integer columns.
+        # Floats split into byte streams compress with lz4 to within 5 % of zstd's size at
+        # two thirds of its time (10 M voxels: 240 MiB in 0.74 CPU-s vs 229 MiB in 1.10).
         strings = [field.name for field in schema if pa.types.is_string(field.type)]
+        floats = [field.name for field in schema if pa.types.is_floating(field.type)]
         writer = pq.ParquetWriter(
             temporary,
             schema,
-            compression="zstd",
+            compression="lz4",
             use_dictionary=strings,
-            column_encoding={name: "DELTA_BINARY_PACKED" for name in delta},
+            column_encoding={
+                **{name: "DELTA_BINARY_PACKED" for name in delta},
+                **{name: "BYTE_STREAM_SPLIT" for name in floats},
+            },
         )
+        stream = TableStream(writer, schema)
         try:
-            stream = TableStream(writer, schema)
             yield stream
             stream.flush()
         finally:
+            stream.close()
             writer.close()

@@ -82,16 +82,20 @@ def chunk_records(
 ) -> ChunkRecords:
     """The spill records of one chunk: its points in every tile (of this shard) holding them."""
     member = memberships(chunk.xyz, grid)
-    point, tile, offset, voxel = member.point, member.tile, member.offset, member.voxel
+    point, tile, offset, key = member.point, member.tile, member.offset, member.key
     if job.tile_shard is not None:
         mine = np.flatnonzero(tile % job.tile_shard[1] == job.tile_shard[0])
-        point, tile, offset, voxel = point[mine], tile[mine], offset[mine], voxel[mine]
+        point, tile, key = point[mine], tile[mine], key[mine]
+        offset = (offset[0][mine], offset[1][mine], offset[2][mine])
     records = np.empty(len(point), dtype)
     records["point"] = chunk.start + point
-    records["voxel"] = voxel
+    records["key"] = key
     records["label"] = chunk.labels[point]
+    features = records["features"]
     xyz_columns = [k for k, name in enumerate(XYZ) if name in job.features]
-    records["features"] = np.concatenate((offset[:, xyz_columns], chunk.attributes[point]), axis=1)
+    for column, axis in enumerate(xyz_columns):
+        features[:, column] = offset[axis]
+    features[:, len(xyz_columns) :] = chunk.attributes[point]
     return ChunkRecords(
         chunk, tile, records, label_counts(chunk.labels), label_counts(records["label"])
     )
@@ -146,10 +150,11 @@ def write_tiles(
     """Second pass: aggregate the kept tiles one at a time into the two tables; voxel count."""
     schema = voxel_schema(job.features, job.split_of is not None)
 
-    def aggregate(key: tuple[int, int]) -> tuple[np.ndarray, TileVoxels]:
-        records = spill.take(*key)
+    def aggregate(at: tuple[int, int]) -> tuple[np.ndarray, TileVoxels]:
+        records = spill.take(*at)
+        keys = scenes[at[0]].grid.keys
         result = aggregate_tile(
-            records["voxel"], records["label"], records["features"], ranks, job.rule
+            records["key"], records["label"], records["features"], ranks, job.rule, keys
         )
         return records, result
 

@@ -17,11 +17,12 @@ BUFFERED_CHUNKS = 2  # chunks' worth of records held before they are appended to
 
 
 def record_dtype(n_features: int) -> np.dtype:
-    """One (point, tile) membership: source point, voxel indices, label, mean-able features."""
+    """One (point, tile) membership: source point, packed voxel key, label, mean-able
+    features."""
     return np.dtype(
         [
             ("point", "<i8"),
-            ("voxel", "<i4", (3,)),
+            ("key", "<i8"),
             ("label", "<i2"),
             ("features", "<f4", (n_features,)),
         ]
