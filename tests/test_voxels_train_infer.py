@@ -259,7 +259,9 @@ def test_3d_infer_averages_overlapping_tiles(cli, tmp_path):
     probs = np.stack([out[f"prob_{c}"].to_numpy() for c in CLASSES], 1)
     model = engine.load_voxel_model(tmp_path / "m.pt", torch.device("cpu"))
     source = engine.open_voxel_input(model, root / "voxels.parquet", None)
-    _, voxel_probs = engine.predict_voxels(model, source, None, 1)
+    tiles, tile_order_probs = engine.predict_voxels(model, source, None, 1)
+    voxel_probs = np.empty_like(tile_order_probs)
+    voxel_probs[tiles.rows] = tile_order_probs  # by table row
     np.testing.assert_allclose(probs[1], (voxel_probs[1] + voxel_probs[2]) / 2, rtol=1e-6)
     np.testing.assert_allclose(probs[[0, 2]], voxel_probs[[0, 3]], rtol=1e-6)
     assert out["prediction"].to_pylist() == list(probs.argmax(1))
@@ -320,3 +322,41 @@ def test_3d_infer_las_round_trip_and_errors(cli, tmp_path):
     assert "needs feature 'curvature'" in result.stderr
     result = run(cli, "infer", "-c", tmp_path / "m.pt", vox, "-o", out, "--shard", "0/2", code=2)
     assert "voxelize --shard" in result.output
+
+
+def test_3d_infer_streams_scene_by_scene(cli, tmp_path, monkeypatch):
+    """Two scenes (LAS and LAZ) whose rows share Parquet row groups, LAS copies written in
+    chunks: the same predictions as in one piece, and exact copies of every source point."""
+    from tinyseg_cli.io import las as las_io
+    from tinyseg_cli.io import table_stream
+
+    rng = np.random.default_rng(2)
+    sources = {}
+    for name in ("a.las", "b.laz"):
+        xyz = rng.random((300, 3)) * (20, 20, 3) + (100, 200, 10)
+        codes = rng.choice([2, 6], 300)
+        sources[name] = write_las(tmp_path / name, xyz, codes, rng.integers(0, 100, 300))
+    hand_checkpoint(tmp_path / "m.pt", ["x", "y", "z"])
+    common = ("--voxel", "2", "--tile", "10", "--stride", "5", "--label-map", "2:ground,6:building")
+    run(cli, "voxelize", *sources.values(), *common, "-o", tmp_path / "whole")
+    run(cli, "infer", "-c", tmp_path / "m.pt", tmp_path / "whole", "-o", tmp_path / "p1")
+    monkeypatch.setattr(table_stream, "ROW_GROUP", 500)  # row groups straddle the scenes
+    monkeypatch.setattr(las_io, "WRITE_CHUNK", 64)
+    run(cli, "voxelize", *sources.values(), *common, "-o", tmp_path / "small")
+    for table in ("voxels", "points"):
+        meta = pq.ParquetFile(tmp_path / "small" / f"{table}.parquet").metadata
+        scenes = [meta.row_group(g).column(0).statistics for g in range(meta.num_row_groups)]
+        assert any(stats.min != stats.max for stats in scenes), table  # a group with both
+    out = tmp_path / "p2"
+    run(cli, "infer", "-c", tmp_path / "m.pt", tmp_path / "small", "-o", out, "--las", "--probs")
+    streamed = pq.read_table(out / "predictions.parquet")
+    whole = pq.read_table(tmp_path / "p1" / "predictions.parquet")
+    assert streamed.select(whole.column_names).equals(whole)
+    assert streamed["scene"].to_pylist() == ["a"] * 300 + ["b"] * 300
+    for name, source in sources.items():
+        copy, original = laspy.read(out / name), laspy.read(source)
+        for field in original.points.array.dtype.names:
+            assert np.array_equal(copy.points.array[field], original.points.array[field]), field
+        scene = streamed.filter(pa.compute.equal(streamed["scene"], Path(name).stem))
+        expected = np.array([2, 6, 0])[scene["prediction"].to_numpy()]  # pole has no code
+        assert np.array_equal(np.asarray(copy.prediction), expected)

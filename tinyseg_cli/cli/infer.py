@@ -209,7 +209,9 @@ def infer(
 
     3D: a voxel table and a checkpoint of the sparse U-Net give OUT_DIR/predictions.parquet,
     one row per original point (scene, point_index, prediction; prob_<class> with --probs):
-    each point's softmax is the mean over its voxels in every tile that holds it.
+    each point's softmax is the mean over its voxels in every tile that holds it. Scenes
+    are predicted one at a time: memory holds one scene's voxels and points, and --las
+    copies are written chunk by chunk.
     """
     console.configure(verbose, quiet)
     from tinyseg_cli.io.voxels import voxel_table_path
@@ -304,7 +306,7 @@ def _infer_voxels(
     from tinyseg_cli.engine.device import resolve_device
     from tinyseg_cli.io.atomic import check_output
     from tinyseg_cli.io.provenance import provenance
-    from tinyseg_cli.io.tables import write_table
+    from tinyseg_cli.io.table_stream import table_stream
 
     if len(checkpoints) != 1:
         raise typer.BadParameter("3D takes one checkpoint", param_hint="--checkpoint")
@@ -320,36 +322,44 @@ def _infer_voxels(
         las_files = engine.las_outputs(source, scenes, output)
         for _, path in las_files.values():
             check_output(path, options.force)
-    with console.progress(f"infer {tiles} tile(s) of {table.name}", tiles) as advance:
-
-        def on_tiles(count: int) -> None:
-            for _ in range(count):
-                advance("")
-
-        predictions = engine.predict_points(
-            model,
-            source,
-            split=options.split,
-            fill=fill,
-            with_probs=options.probs,
-            tiles_per_batch=options.batch if options.batch > 1 else 4,
-            on_tiles=on_tiles,
-        )
     metadata = {
         "classes": model.classes.to_metadata(),
         "voxelize": source.metadata.get("voxelize"),
         "scenes": source.metadata.get("scenes"),
         "provenance": provenance([checkpoints[0], table, source.points], console.STATE.argv),
     }
-    write_table(predictions, target, metadata)
     codes = engine.source_codes(source.metadata.get("voxelize") or {}, len(model.classes))
-    for scene, (path, out) in las_files.items():
-        engine.write_las_prediction(predictions, scene, codes, path, out)
+    points = 0
+    with (
+        console.progress(f"infer {tiles} tile(s) of {table.name}", tiles) as advance,
+        table_stream(
+            target, engine.prediction_schema(model.classes, options.probs), metadata
+        ) as predictions,
+    ):
+
+        def on_tiles(count: int) -> None:
+            for _ in range(count):
+                advance("")
+
+        for scene, rows in engine.scene_predictions(
+            model,
+            source,
+            scenes,
+            split=options.split,
+            fill=fill,
+            with_probs=options.probs,
+            tiles_per_batch=options.batch if options.batch > 1 else 4,
+            on_tiles=on_tiles,
+        ):
+            predictions.append_table(rows)
+            points += rows.num_rows
+            if scene in las_files:
+                engine.write_las_prediction(rows, codes, *las_files[scene])
     summary = {
         "out_dir": str(output),
         "table": str(target),
-        "points": predictions.num_rows,
-        "scenes": sorted(set(predictions["scene"].to_pylist())),
+        "points": points,
+        "scenes": scenes,
         "las": [str(out) for _, out in las_files.values()],
         "classes": list(model.classes.names),
         "seconds": round(time.perf_counter() - start, 3),

@@ -10,7 +10,7 @@ class such points get (their probabilities are then NaN).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,11 @@ from tinyseg_cli.io.voxels import (
     choose_features,
     read_point_map,
     read_tiles,
+    scene_groups,
     schema_metadata,
 )
 
 PREDICTIONS = "predictions.parquet"
-POINT_KEY_BITS = 40  # point indices below 2^40 (a trillion points per scene)
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,15 @@ def predict_voxels(
     split: str | None,
     tiles_per_batch: int,
     on_tiles: Callable[[int], None] = lambda n: None,
+    scene: str | None = None,
+    groups: list[int] | None = None,
 ) -> tuple[Tiles, np.ndarray]:
-    """Softmax (rows, C) for every row of the table in ``split`` (zeros elsewhere), and the
-    tiles predicted."""
-    tiles = read_tiles(source.table, model.features, split, labels=False)
+    """The tiles of ``split`` (of ``scene``, read from its row ``groups``, when given) and
+    the softmax (n, C) of their rows, row i for the table's row ``tiles.rows[i]``."""
+    tiles = read_tiles(source.table, model.features, split, False, scene, groups)
     if len(tiles) == 0:
         raise TinysegError(f"{source.table}: no rows{f' with split == {split}' if split else ''}")
-    probs = np.zeros((source.rows, len(model.classes)), np.float32)
+    probs = np.empty((tiles.rows.size, len(model.classes)), np.float32)
     dataset = TileDataset(tiles, model.mean, model.std)
     for span, values in tile_probs(
         model.network,
@@ -124,110 +126,107 @@ def predict_voxels(
         device=model.device,
         on_batch=on_tiles,
     ):
-        probs[tiles.rows[span]] = values
+        probs[span] = values
     return tiles, probs
 
 
-def scene_sizes(source: VoxelInput, scenes: list[str], point_map: pa.Table) -> dict[str, int]:
-    """Points per scene: the voxelize record, else the largest point index in the map + 1."""
-    recorded = {r["scene"]: int(r["points"]) for r in source.metadata.get("scenes") or []}
-    sizes = {}
-    for scene in scenes:
-        if scene in recorded:
-            sizes[scene] = recorded[scene]
-        else:
-            mask = pc.equal(point_map["scene"], scene)
-            sizes[scene] = int(pc.max(point_map.filter(mask)["point_index"]).as_py()) + 1
-    return sizes
-
-
 def point_means(
-    probs: np.ndarray, predicted: np.ndarray, point_map: pa.Table, scenes: list[str]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per scene: the point indices that lie in a predicted voxel and their softmax mean
-    over all those voxels (one per tile holding the point)."""
-    codes = {name: i for i, name in enumerate(scenes)}
-    scene = pc.dictionary_encode(point_map["scene"]).combine_chunks()
-    lookup = np.array([codes.get(name, -1) for name in scene.dictionary.to_pylist()], np.int64)
-    code = lookup[scene.indices.to_numpy()] if len(lookup) else np.zeros(0, np.int64)
+    voxel_rows: np.ndarray, probs: np.ndarray, point_map: pa.Table, table_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The point indices of one scene's point map that lie in a predicted voxel (table row
+    ``voxel_rows[i]`` has softmax ``probs[i]``), and their softmax mean over all those voxels
+    (one per tile holding the point)."""
     rows = point_map["voxel_row"].to_numpy()
-    if rows.size and (int(rows.max()) >= predicted.size or int(rows.min()) < 0):
+    if rows.size and (int(rows.max()) >= table_rows or int(rows.min()) < 0):
         raise TinysegError(
-            f"point map: voxel_row {int(rows.max())} outside the voxel table's {predicted.size} "
+            f"point map: voxel_row {int(rows.max())} outside the voxel table's {table_rows} "
             "rows (a point map of another table?)"
         )
-    keep = (code >= 0) & predicted[rows]
-    key = (code[keep] << POINT_KEY_BITS) | point_map["point_index"].to_numpy()[keep]
-    unique, inverse = np.unique(key, return_inverse=True)
-    votes = probs[rows[keep]]
+    order = np.argsort(voxel_rows)
+    known = voxel_rows[order]
+    at = np.searchsorted(known, rows).clip(max=max(known.size - 1, 0))
+    hit = known[at] == rows if known.size else np.zeros(rows.size, bool)
+    points = point_map["point_index"].to_numpy()[hit]
+    unique, inverse = np.unique(points, return_inverse=True)
+    votes = probs[order[at[hit]]]
     counts = np.bincount(inverse, minlength=unique.size)
-    mean = (
-        np.stack([np.bincount(inverse, votes[:, c], unique.size) for c in range(probs.shape[1])], 1)
-        / np.maximum(counts, 1)[:, None]
-    )
-    out = {}
-    unique_scene = unique >> POINT_KEY_BITS
-    for name, i in codes.items():
-        mine = unique_scene == i
-        out[name] = (unique[mine] & ((1 << POINT_KEY_BITS) - 1), mean[mine].astype(np.float32))
-    return out
+    sums = [np.bincount(inverse, votes[:, c], unique.size) for c in range(probs.shape[1])]
+    mean = np.stack(sums, 1) / np.maximum(counts, 1)[:, None] if sums else votes
+    return unique, mean.astype(np.float32)
+
+
+def prediction_schema(classes: ClassMap, with_probs: bool) -> pa.Schema:
+    """The columns of ``predictions.parquet`` (SPEC §4.6, 3D)."""
+    fields = [
+        pa.field("scene", pa.string()),
+        pa.field("point_index", pa.int64()),
+        pa.field("prediction", pa.int16()),
+    ]
+    if with_probs:
+        fields += [pa.field(f"prob_{name}", pa.float32()) for name in classes.names]
+    return pa.schema(fields)
 
 
 def prediction_table(
-    means: dict[str, tuple[np.ndarray, np.ndarray]],
-    sizes: dict[str, int],
+    scene: str,
+    index: np.ndarray,
+    mean: np.ndarray,
+    size: int,
     classes: ClassMap,
     fill: int | None,
     with_probs: bool,
 ) -> pa.Table:
-    """One row per point of every scene, by scene then point index."""
-    parts = []
-    for name in sorted(means):
-        index, mean = means[name]
-        size = sizes[name]
-        missing = size - index.size
-        if missing and fill is None:
-            first = int(np.setdiff1d(np.arange(size), index)[0])
-            raise TinysegError(
-                f"scene {name!r}: {missing} of {size} points lie in no predicted tile (e.g. "
-                f"point {first}; voxelize --min-points dropped their tiles, or their tiles are "
-                "in another split); pass --fill CLASS to give them a class"
-            )
-        prediction = np.full(size, -1 if fill is None else fill, np.int16)
-        prediction[index] = mean.argmax(1)
-        columns: dict[str, Any] = {
-            "scene": pa.array([name] * size, pa.string()),
-            "point_index": pa.array(np.arange(size, dtype=np.int64)),
-            "prediction": pa.array(prediction),
-        }
-        if with_probs:
-            full = np.full((size, len(classes)), np.nan, np.float32)
-            full[index] = mean
-            for c, class_name in enumerate(classes.names):
-                columns[f"prob_{class_name}"] = pa.array(full[:, c])
-        parts.append(pa.table(columns))
-    return pa.concat_tables(parts)
+    """One row per point of ``scene``, by point index."""
+    missing = size - index.size
+    if missing and fill is None:
+        first = int(np.setdiff1d(np.arange(size), index)[0])
+        raise TinysegError(
+            f"scene {scene!r}: {missing} of {size} points lie in no predicted tile (e.g. "
+            f"point {first}; voxelize --min-points dropped their tiles, or their tiles are "
+            "in another split); pass --fill CLASS to give them a class"
+        )
+    prediction = np.full(size, -1 if fill is None else fill, np.int16)
+    prediction[index] = mean.argmax(1)
+    columns: dict[str, Any] = {
+        "scene": pa.array([scene] * size, pa.string()),
+        "point_index": pa.array(np.arange(size, dtype=np.int64)),
+        "prediction": pa.array(prediction),
+    }
+    if with_probs:
+        full = np.full((size, len(classes)), np.nan, np.float32)
+        full[index] = mean
+        for c, class_name in enumerate(classes.names):
+            columns[f"prob_{class_name}"] = pa.array(full[:, c])
+    return pa.table(columns)
 
 
-def predict_points(
+def scene_predictions(
     model: VoxelModel,
     source: VoxelInput,
+    scenes: list[str],
     *,
     split: str | None,
     fill: int | None,
     with_probs: bool,
     tiles_per_batch: int = 4,
     on_tiles: Callable[[int], None] = lambda n: None,
-) -> pa.Table:
-    """The predictions table of a voxel table (see the module docstring)."""
-    tiles, probs = predict_voxels(model, source, split, tiles_per_batch, on_tiles)
-    predicted = np.zeros(source.rows, bool)
-    predicted[tiles.rows] = True
-    point_map = read_point_map(source.points)
-    scenes = sorted(set(tiles.scenes))
-    means = point_means(probs, predicted, point_map, scenes)
-    sizes = scene_sizes(source, scenes, point_map)
-    return prediction_table(means, sizes, model.classes, fill, with_probs)
+) -> Iterator[tuple[str, pa.Table]]:
+    """The predictions table of each scene in turn (see the module docstring). One scene's
+    voxels, point map rows and predictions are in memory at a time, whatever the table."""
+    voxel_groups = scene_groups(source.table)
+    point_groups = scene_groups(source.points)
+    recorded = {r["scene"]: int(r["points"]) for r in source.metadata.get("scenes") or []}
+    for scene in scenes:
+        tiles, probs = predict_voxels(
+            model, source, split, tiles_per_batch, on_tiles, scene, voxel_groups.get(scene, [])
+        )
+        point_map = read_point_map(source.points, scene, point_groups.get(scene, []))
+        index, mean = point_means(tiles.rows, probs, point_map, source.rows)
+        if scene in recorded:
+            size = recorded[scene]
+        else:  # a table voxelize did not write: the largest point index + 1
+            size = int(pc.max(point_map["point_index"]).as_py() or -1) + 1
+        yield scene, prediction_table(scene, index, mean, size, model.classes, fill, with_probs)
 
 
 def source_codes(voxelize: dict[str, Any], n_classes: int) -> np.ndarray:
@@ -270,26 +269,30 @@ def las_outputs(
 
 
 def scenes_and_tiles(source: VoxelInput, split: str | None) -> tuple[list[str], int]:
-    """The scenes and the number of tiles ``split`` selects (checked before any work)."""
+    """The scenes and the number of tiles ``split`` selects (checked before any work; read
+    one row group at a time)."""
     columns = ["scene", "tile", *(("split",) if split else ())]
-    table = pq.read_table(source.table, columns=columns)
-    if split is not None:
-        table = table.filter(pc.equal(table["split"], split))
-    if table.num_rows == 0:
+    file = pq.ParquetFile(source.table)
+    pairs: set[tuple[str, int]] = set()
+    for group in range(file.num_row_groups):
+        table = file.read_row_group(group, columns=columns)
+        if split is not None:
+            table = table.filter(pc.equal(table["split"], split))
+        unique = table.group_by(["scene", "tile"]).aggregate([])
+        pairs.update(zip(unique["scene"].to_pylist(), unique["tile"].to_pylist(), strict=True))
+    if not pairs:
         raise TinysegError(f"{source.table}: no rows{f' with split == {split}' if split else ''}")
-    pairs = set(zip(table["scene"].to_pylist(), table["tile"].to_pylist(), strict=True))
     return sorted({scene for scene, _ in pairs}), len(pairs)
 
 
 def write_las_prediction(
-    predictions: pa.Table, scene: str, codes: np.ndarray, source: Path, target: Path
+    predictions: pa.Table, codes: np.ndarray, source: Path, target: Path
 ) -> None:
-    """``target``: ``source`` with the scene's predictions as a ``prediction`` dimension in
+    """``target``: ``source`` with one scene's predictions as a ``prediction`` dimension in
     the source's label codes (a point without a prediction gets 0)."""
     from tinyseg_cli.io.las import write_with_dimension
 
-    rows = predictions.filter(pc.equal(predictions["scene"], scene))
-    classes = rows["prediction"].to_numpy().astype(np.int64)
+    classes = predictions["prediction"].to_numpy().astype(np.int64)
     values = np.where(classes >= 0, codes[np.clip(classes, 0, None)], 0)
     dtype = np.uint8 if values.max(initial=0) <= 255 else np.uint16
     write_with_dimension(source, target, "prediction", values.astype(dtype))

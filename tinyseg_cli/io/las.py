@@ -13,6 +13,7 @@ import numpy as np
 from tinyseg_cli.errors import TinysegError
 
 RGB = ("red", "green", "blue")
+WRITE_CHUNK = 1_000_000  # points per chunk when copying a file
 
 
 @dataclass(frozen=True)
@@ -142,21 +143,42 @@ def first_line(error: BaseException) -> str:
 
 def write_with_dimension(source: Path, target: Path, name: str, values: np.ndarray) -> None:
     """A copy of ``source`` with an extra dimension ``name`` (replaced when present), written
-    atomically to ``target`` (compressed when ``target`` is .laz)."""
+    atomically to ``target`` (compressed when ``target`` is .laz), chunk by chunk: memory
+    holds ``values`` and one chunk, not the point cloud."""
+    import copy
+
     import laspy
 
     from tinyseg_cli.io.atomic import atomic_path
 
     try:
-        las = laspy.read(source, laz_backend=_laz_backend())
+        with laspy.open(source, laz_backend=_laz_backend()) as reader:
+            if reader.header.point_count != values.size:
+                raise TinysegError(
+                    f"{source}: holds {reader.header.point_count} points, the predictions "
+                    f"{values.size}"
+                )
+            header = copy.deepcopy(reader.header)
+            if name not in header.point_format.dimension_names:
+                header.add_extra_dim(laspy.ExtraBytesParams(name=name, type=values.dtype))
+            compress = target.suffix.lower() == ".laz"
+            with (
+                atomic_path(target) as temporary,
+                laspy.open(
+                    temporary,
+                    mode="w",
+                    header=header,
+                    do_compress=compress,
+                    laz_backend=_laz_backend() if compress else None,
+                ) as writer,
+            ):
+                start = 0
+                for points in reader.chunk_iterator(WRITE_CHUNK):
+                    record = laspy.ScaleAwarePointRecord.zeros(len(points), header=header)
+                    for field in points.array.dtype.names:  # raw fields: an exact copy
+                        record.array[field] = points.array[field]
+                    record[name] = values[start : start + len(points)]
+                    writer.write_points(record)
+                    start += len(points)
     except _laspy_errors() as error:
         raise TinysegError(f"{source}: not a readable LAS/LAZ file ({first_line(error)})") from None
-    if len(las.points) != values.size:
-        raise TinysegError(
-            f"{source}: holds {len(las.points)} points, the predictions {values.size}"
-        )
-    if name not in las.point_format.dimension_names:
-        las.add_extra_dim(laspy.ExtraBytesParams(name=name, type=values.dtype))
-    las[name] = values
-    with atomic_path(target) as temporary, open(temporary, "wb") as handle:
-        las.write(handle, do_compress=target.suffix.lower() == ".laz")

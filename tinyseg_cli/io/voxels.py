@@ -1,5 +1,6 @@
 """Voxel tables and point maps of ``tinyseg voxelize`` (SPEC §3) read for ``train`` and
-``infer``: detected by their columns, read whole into arrays grouped by tile, checked once."""
+``infer``: detected by their columns, read whole or one scene at a time into arrays grouped
+by tile, checked once."""
 
 from __future__ import annotations
 
@@ -90,16 +91,64 @@ class Tiles:
         return np.diff(self.starts)
 
 
-def read_tiles(path: Path, features: tuple[str, ...], split: str | None, labels: bool) -> Tiles:
-    """The rows of ``split`` (every row for None) with ``features`` and, when asked, labels."""
+def scene_groups(path: Path) -> dict[str, list[int]]:
+    """The row groups of a voxel table or point map that hold each scene: from the column
+    statistics where a group holds one scene (min == max, as voxelize writes them), else
+    from the column itself."""
+    try:
+        file = pq.ParquetFile(path)
+        index = file.schema_arrow.get_field_index("scene")
+        groups: dict[str, list[int]] = {}
+        for group in range(file.num_row_groups):
+            stats = file.metadata.row_group(group).column(index).statistics
+            if stats is not None and stats.has_min_max and stats.min == stats.max:
+                names = [stats.min]
+            else:
+                column = file.read_row_group(group, columns=["scene"])["scene"]
+                names = pc.unique(column).to_pylist()
+            for name in names:
+                groups.setdefault(str(name), []).append(group)
+    except (pa.ArrowException, OSError) as error:
+        raise TinysegError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+    return groups
+
+
+def _read_rows(
+    path: Path, columns: list[str], scene: str | None, groups: list[int] | None
+) -> tuple[pa.Table, np.ndarray]:
+    """``columns`` of the whole table, or of ``scene``'s rows within row ``groups``, and
+    each row's number in the whole file."""
+    file = pq.ParquetFile(path)
+    if scene is None or groups is None:
+        table = file.read(columns=columns)
+        return table, np.arange(table.num_rows, dtype=np.int64)
+    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+    firsts = np.concatenate(([0], np.cumsum(sizes)))
+    table = file.read_row_groups(groups, columns=list(dict.fromkeys([*columns, "scene"])))
+    rows = np.concatenate(
+        [np.arange(firsts[g], firsts[g + 1], dtype=np.int64) for g in groups] or [np.zeros(0, int)]
+    )
+    mask = pc.equal(table["scene"], scene).to_numpy(zero_copy_only=False)
+    return table.filter(pa.array(mask)).select(columns), rows[mask]
+
+
+def read_tiles(
+    path: Path,
+    features: tuple[str, ...],
+    split: str | None,
+    labels: bool,
+    scene: str | None = None,
+    groups: list[int] | None = None,
+) -> Tiles:
+    """The rows of ``split`` (every row for None) with ``features`` and, when asked, labels;
+    only ``scene``'s, read from its row ``groups`` (:func:`scene_groups`), when given."""
     columns = [*KEYS, *features, *(("label",) if labels else ())]
     try:
-        table = pq.read_table(path, columns=[*columns, *(("split",) if split else ())])
+        table, rows = _read_rows(path, [*columns, *(("split",) if split else ())], scene, groups)
     except (pa.ArrowException, OSError) as error:
         raise TinysegError(
             f"{path}: unreadable voxel table ({str(error).splitlines()[0]})"
         ) from None
-    rows = np.arange(table.num_rows, dtype=np.int64)
     if split is not None:
         mask = pc.equal(table["split"], split).to_numpy(zero_copy_only=False)
         table, rows = table.filter(pa.array(mask)), rows[mask]
@@ -127,8 +176,11 @@ def read_tiles(path: Path, features: tuple[str, ...], split: str | None, labels:
     )
 
 
-def read_point_map(path: Path) -> pa.Table:
-    """The point map's scene, point_index and voxel_row columns."""
+def read_point_map(
+    path: Path, scene: str | None = None, groups: list[int] | None = None
+) -> pa.Table:
+    """The point map's scene, point_index and voxel_row columns: of every scene, or of
+    ``scene``'s rows within row ``groups`` (:func:`scene_groups`)."""
     if not path.is_file():
         raise TinysegError(
             f"{path}: no point map (voxelize writes {POINTS_NAME} beside {VOXELS_NAME}; "
@@ -139,6 +191,6 @@ def read_point_map(path: Path) -> pa.Table:
         missing = [c for c in POINT_COLUMNS if c not in schema.names]
         if missing:
             raise TinysegError(f"{path}: not a point map (no column {missing[0]!r})")
-        return pq.read_table(path, columns=list(POINT_COLUMNS))
+        return _read_rows(path, list(POINT_COLUMNS), scene, groups)[0]
     except (pa.ArrowException, OSError) as error:
         raise TinysegError(f"{path}: unreadable point map ({str(error).splitlines()[0]})") from None

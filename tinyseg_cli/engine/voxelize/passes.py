@@ -21,13 +21,13 @@ from tinyseg_cli.engine.voxelize.output import (
     POINT_DELTA,
     POINT_SCHEMA,
     constant_strings,
-    table_stream,
     voxel_schema,
 )
 from tinyseg_cli.engine.voxelize.pipeline import ordered_map, prefetch
 from tinyseg_cli.engine.voxelize.reader import XYZ, PointChunk, Scene, read_points
 from tinyseg_cli.engine.voxelize.spill import TileSpill
 from tinyseg_cli.engine.voxelize.tiles import TileGrid, memberships
+from tinyseg_cli.io.table_stream import table_stream
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[Any], None]]]
 
