@@ -360,3 +360,21 @@ def test_3d_infer_streams_scene_by_scene(cli, tmp_path, monkeypatch):
         scene = streamed.filter(pa.compute.equal(streamed["scene"], Path(name).stem))
         expected = np.array([2, 6, 0])[scene["prediction"].to_numpy()]  # pole has no code
         assert np.array_equal(np.asarray(copy.prediction), expected)
+
+
+def test_3d_distributed_training_under_torchrun(tmp_path):
+    from conftest import run_torchrun
+
+    table = write_voxels(tmp_path / "vox")
+    run_dir = tmp_path / "ddp"
+    done = run_torchrun(
+        "train", table, *TINY, "--iterations", "3", "--val-every", "3", "--distributed",
+        "--device", "cpu", "-o", run_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    assert checkpoint.step == 3 and checkpoint.config["train"]["distributed"] is True
+    assert checkpoint.config["input"]["modality"] == "voxels"
+    val = [r for r in pq.read_table(run_dir / "log.parquet").to_pylist() if r["kind"] == "val"]
+    assert {r["step"] for r in val} == {3}
+    assert len(val) == len(checkpoint.config["classes"])  # one row per class: logged once
