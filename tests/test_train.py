@@ -386,3 +386,11 @@ def test_distributed_training_under_torchrun(split, tmp_path):
     checkpoint = load_checkpoint(run / "last.pt")
     assert checkpoint.step == 3
     assert checkpoint.config["train"]["distributed"] is True
+
+
+@pytest.mark.parametrize("option", [("--channels", "8,16"), ("--no-aspp",), ("--features", "x")])
+def test_voxel_options_on_an_image_manifest_are_usage_errors(cli, split, tmp_path, option):
+    result = cli("train", split, *option, "-o", tmp_path / "run")
+    assert result.exit_code == 2
+    flag = option[0].replace("--no-", "--")
+    assert "for voxel tables only" in result.output and flag in result.output

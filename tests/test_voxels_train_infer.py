@@ -197,6 +197,11 @@ def test_3d_train_errors(cli, tmp_path):
     ):
         result = run(cli, "train", *args, "-o", tmp_path / "r", *TINY, code=1)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    # options of the other modality are usage errors, never silently ignored
+    for option in (("--augment", "flip"), ("--patches", "p.parquet"), ("--resize", "8", "8")):
+        result = run(cli, "train", table, *option, "-o", tmp_path / "r", *TINY, code=2)
+        assert "for image manifests only" in result.output and option[0] in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def hand_checkpoint(path: Path, features: list[str]) -> None:

@@ -438,7 +438,9 @@ def train(
     if output is None and not dry_run:
         raise typer.BadParameter("a run directory is needed", param_hint="--output")
     options = train_options(ctx.params, str(output or ""))
-    if _is_default(ctx, "arch") and _voxel_input(manifest):
+    voxels = _voxel_input(manifest)
+    _check_modality_options(ctx, voxels)
+    if _is_default(ctx, "arch") and voxels:
         options.arch = "sparse-unet"
     checkpoint = None
     if resume:
@@ -539,6 +541,26 @@ def _comma_list(text: str | None, kind: type, name: str) -> tuple | None:
 def _is_default(ctx: typer.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source is None or source.name != "COMMANDLINE"
+
+
+IMAGE_ONLY = (
+    "encoder", "encoder_weights", "in_channels", "fold", "patches", "refresh_every",
+    "patch_size", "patches_per_image", "resize", "augment", "max_pixels", "binary",
+)  # fmt: skip
+VOXEL_ONLY = ("features", "channels", "aspp", "aspp_dilations", "sparse_backend")
+
+
+def _check_modality_options(ctx: typer.Context, voxels: bool) -> None:
+    """An option of the other modality given on the command line is a usage error, not
+    silently ignored (e.g. --augment on a voxel table, --channels on an image manifest)."""
+    for name in IMAGE_ONLY if voxels else VOXEL_ONLY:
+        if name in ctx.params and not _is_default(ctx, name):
+            raise typer.BadParameter(
+                "for image manifests only; a voxel table trains the sparse U-Net without it"
+                if voxels
+                else "for voxel tables only (3D); the input is an image manifest",
+                param_hint="--" + name.replace("_", "-"),
+            )
 
 
 def _voxel_input(manifest: str) -> bool:
