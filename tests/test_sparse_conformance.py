@@ -5,6 +5,7 @@ is compared at the active sites with ``torch.nn.functional.conv3d`` / ``conv_tra
 float64 on the dense grid: forward, and gradients with respect to features and weights.
 Runs use the machine's default thread count and are repeated, so a race shows up as a
 run-to-run difference (spconv 2.3.8's own CPU scatter-add races at 2 threads).
+torchsparse ignores dilation, so its backend must refuse dilation > 1 instead of conforming.
 """
 
 from __future__ import annotations
@@ -48,16 +49,14 @@ BACKEND_PARAMS = [
     pytest.param(
         "torchsparse",
         id="torchsparse",
-        marks=pytest.mark.skip(
-            reason=(
-                "torchsparse is not installed"
-                if not backends.installed("torchsparse")
-                else "torchsparse is installed but refused by the adapter"
-            )
-            + " (see test_torchsparse_is_refused)"
+        marks=pytest.mark.skipif(
+            not backends.installed("torchsparse"), reason="torchsparse is not installed"
         ),
     ),
 ]
+needs_torchsparse = pytest.mark.skipif(
+    not backends.installed("torchsparse"), reason="torchsparse is not installed"
+)
 
 
 def random_cloud(seed: int, grid: int = GRID, occupancy: float = 0.1):
@@ -114,8 +113,8 @@ def run_dense(dense_op, cloud, x: SparseTensor, out: SparseTensor, dense_weight,
 
 
 def check_against_dense(backend, op, dense_op, dense_weight, transposed=False, grid=GRID, seed=0):
-    """Max abs errors (forward, d features, d weight) over REPEATS runs; runs must agree
-    bit for bit."""
+    """Max errors (forward, d features, d weight) over REPEATS runs, relative to the largest
+    reference value where that exceeds 1; runs must agree bit for bit."""
     cloud = batch, coords, features = random_cloud(seed, grid)
     weight = to_sparse_weight(dense_weight, transposed)
     outputs = []
@@ -127,10 +126,12 @@ def check_against_dense(backend, op, dense_op, dense_weight, transposed=False, g
         for a, b in zip(first, repeat, strict=True):
             assert torch.equal(a, b), f"{backend}: run-to-run difference (a race?)"
     result, grad_in, grad_w_dense = run_dense(dense_op, cloud, x, out, dense_weight, probe, grid)
-    errors = (
-        (first[0].double() - result).abs().max().item(),
-        (first[1].double() - grad_in).abs().max().item(),
-        (first[2].double() - to_sparse_weight(grad_w_dense, transposed)).abs().max().item(),
+    references = (result, grad_in, to_sparse_weight(grad_w_dense, transposed))
+    # The weight gradient sums over every site in float32: on the large grid it reaches ~200,
+    # where float32 rounding alone exceeds an absolute 1e-4 (float64 maps agree to 1e-12).
+    errors = tuple(
+        (ours.double() - ref).abs().max().item() / max(1.0, ref.abs().max().item())
+        for ours, ref in zip(first, references, strict=True)
     )
     assert max(errors) < TOLERANCE, f"{backend}: errors forward/dx/dw = {errors}"
     return errors
@@ -140,6 +141,9 @@ def check_against_dense(backend, op, dense_op, dense_weight, transposed=False, g
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (3, 2), (3, 6), (1, 1), (5, 1)])
 def test_submanifold_matches_dense(backend, kernel, dilation):
     dense_weight = torch.randn(C_OUT, C_IN, kernel, kernel, kernel, dtype=torch.float64)
+    if backend == "torchsparse" and dilation > 1:
+        assert_torchsparse_refuses_dilation(kernel, dilation)
+        return
     check_against_dense(
         backend,
         lambda x, w: submanifold_conv(x, w, dilation),
@@ -187,10 +191,37 @@ def test_transposed_matches_dense(backend):
     check_against_dense(backend, sparse_op, dense_op, dense_weight, transposed=True, seed=2)
 
 
-def test_torchsparse_is_refused():
-    with pytest.raises(TinysegError, match="torchsparse"):
+def assert_torchsparse_refuses_dilation(kernel: int, dilation: int) -> None:
+    """A one-line error naming the backends that do dilate, not an undilated result."""
+    batch, coords, features = random_cloud(6)
+    x = SparseTensor.from_points(coords, features.float(), batch, backend="torchsparse")
+    with pytest.raises(TinysegError) as refused:
+        submanifold_conv(x, torch.zeros(kernel**3, C_IN, C_OUT), dilation)
+    message = str(refused.value)
+    assert "torchsparse ignores dilation" in message and "\n" not in message
+    assert "--sparse-backend torch or spconv" in message
+
+
+def test_missing_torchsparse_is_refused(monkeypatch):
+    monkeypatch.setattr(backends, "installed", lambda library: library != "torchsparse")
+    with pytest.raises(TinysegError, match=r"torchsparse: not installed \(it is not on PyPI"):
         resolve_backend("torchsparse", "cpu")
     assert "torchsparse" not in available_backends("cpu")
+
+
+def test_other_torchsparse_versions_are_refused(monkeypatch):
+    monkeypatch.setattr(backends, "installed", lambda library: True)
+    monkeypatch.setattr(backends, "_version", lambda library: "2.1.0")
+    with pytest.raises(TinysegError, match=r"version 2\.1\.0 is not supported"):
+        resolve_backend("torchsparse", "cpu")
+
+
+@needs_torchsparse
+def test_installed_torchsparse_is_offered_without_dilation():
+    assert resolve_backend("torchsparse", "cpu") == "torchsparse"
+    assert "torchsparse" in available_backends("cpu")
+    assert resolve_backend("auto", "cpu") == "torch"
+    assert_torchsparse_refuses_dilation(3, 2)
 
 
 def test_unknown_and_missing_backends_are_refused(monkeypatch):
@@ -224,9 +255,9 @@ def test_mismatched_sites_are_refused():
 class TinyNet(torch.nn.Module):
     """Every layer once: submanifold (dilated), down, up, batch norm, ReLU, concatenation."""
 
-    def __init__(self):
+    def __init__(self, dilation: int = 2):
         super().__init__()
-        self.subm = SubMConv3d(C_IN, 6, dilation=2)
+        self.subm = SubMConv3d(C_IN, 6, dilation=dilation)
         self.norm = BatchNorm(6)
         self.relu = ReLU()
         self.down = DownConv3d(6, 8)
@@ -238,13 +269,14 @@ class TinyNet(torch.nn.Module):
         return self.head(cat(self.up(self.down(skip), skip), skip)).features
 
 
-@pytest.mark.skipif(not backends.installed("spconv"), reason="spconv is not installed")
-def test_weights_move_between_backends():
+@pytest.mark.parametrize("backend", [p for p in BACKEND_PARAMS if p.values[0] != "torch"])
+def test_weights_move_between_backends(backend):
     batch, coords, features = random_cloud(5)
+    dilation = 1 if backend == "torchsparse" else 2
     torch.manual_seed(0)
-    trained = TinyNet().eval()
-    moved = TinyNet().eval()
+    trained = TinyNet(dilation).eval()
+    moved = TinyNet(dilation).eval()
     moved.load_state_dict(trained.state_dict())
     reference = trained(SparseTensor.from_points(coords, features.float(), batch, "torch"))
-    result = moved(SparseTensor.from_points(coords, features.float(), batch, "spconv"))
+    result = moved(SparseTensor.from_points(coords, features.float(), batch, backend))
     assert torch.allclose(reference, result, atol=1e-5)

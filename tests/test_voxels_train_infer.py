@@ -199,9 +199,9 @@ def test_3d_train_errors(cli, tmp_path):
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     # options of the other modality are usage errors, never silently ignored
     for option in (("--augment", "flip"), ("--patches", "p.parquet"), ("--resize", "8", "8")):
-        result = run(cli, "train", table, *option, "-o", tmp_path / "r", *TINY, code=2)
+        result = run(cli, "train", table, *option, "-o", tmp_path / "u", *TINY, code=2)
         assert "for image manifests only" in result.output and option[0] in result.output
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "u").exists()
 
 
 def hand_checkpoint(path: Path, features: list[str]) -> None:
@@ -384,3 +384,16 @@ def test_3d_distributed_training_under_torchrun(tmp_path):
     assert {r["step"] for r in val} == {3}
     per_class = [r for r in val if r["level"] == "class"]
     assert len(per_class) == len(checkpoint.config["classes"])  # logged once, not per rank
+
+
+def test_3d_torchsparse_is_checked_before_training(cli, tmp_path):
+    from tinyseg_cli.sparse import backends
+
+    table = write_voxels(tmp_path / "vox", n_train=2, n_val=1)
+    args = ("train", table, "--sparse-backend", "torchsparse", *TINY, "-o", tmp_path / "r")
+    result = run(cli, *args, code=1)
+    if backends.installed("torchsparse"):  # the ASPP bridge dilates: torchsparse ignores it
+        assert "dilation 2 refused" in result.stderr and "--no-aspp" in result.stderr
+    else:
+        assert "torchsparse: not installed (it is not on PyPI" in result.stderr
+    assert not (tmp_path / "r" / "last.pt").exists()

@@ -320,7 +320,7 @@ def train(
         str,
         typer.Option(
             help="Sparse convolution: auto (spconv on CUDA when installed, else torch), "
-            "spconv, torchsparse or torch.",
+            "spconv, torch, or torchsparse (v2.0 built from source; no dilation: --no-aspp).",
             rich_help_panel=SPARSE,
         ),
     ] = "auto",

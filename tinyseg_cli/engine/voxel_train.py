@@ -28,6 +28,7 @@ from tinyseg_cli.io.voxels import Tiles, choose_features, read_tiles, schema_met
 from tinyseg_cli.metrics.counts import confusion_matrix, one_vs_rest
 from tinyseg_cli.metrics.summary import summarize
 from tinyseg_cli.models.build import SPARSE_UNET
+from tinyseg_cli.sparse.backends import check_dilation, resolve_backend
 
 IGNORE = -100  # voxelize's ignore label (SPEC §2)
 
@@ -108,6 +109,10 @@ def prepare_voxels(options: TrainOptions, path: Path) -> VoxelPlan:
         raise TinysegError("--binary: one-vs-rest models are 2D only; 3D trains every class")
     if options.arch.lower() != SPARSE_UNET:
         raise TinysegError(f"{path}: a voxel table trains --arch {SPARSE_UNET}, not {options.arch}")
+    if options.sparse_backend != "auto":  # not installed, or unable to run the network
+        resolve_backend(options.sparse_backend)
+        for dilation in options.aspp_dilations if options.aspp else ():
+            check_dilation(options.sparse_backend, dilation)
     schema = pq.read_schema(path)
     metadata = schema_metadata(schema)
     if "label" not in schema.names:

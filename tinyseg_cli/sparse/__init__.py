@@ -1,6 +1,7 @@
 """Sparse 3D convolution behind one small adapter (SPEC §7.3): a sparse tensor, the few
 operations the sparse U-Net needs, and backends `torch` (plain PyTorch, the reference),
-`spconv` (PyPI) and `torchsparse` (refused: see :func:`resolve_backend`)."""
+`spconv` (PyPI) and `torchsparse` (v2.0 built from source; it refuses dilation, which
+torchsparse ignores)."""
 
 from tinyseg_cli.sparse.backends import BACKENDS, available_backends, resolve_backend
 from tinyseg_cli.sparse.layers import BatchNorm, DownConv3d, Linear, ReLU, SubMConv3d, UpConv3d

@@ -8,6 +8,7 @@ Libraries are imported lazily, so tinyseg imports without any of them.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from types import ModuleType
 
@@ -21,6 +22,14 @@ BACKENDS = ("auto", "spconv", "torchsparse", "torch")
 def installed(library: str) -> bool:
     """Whether ``library`` can be imported (without importing it)."""
     return importlib.util.find_spec(library) is not None
+
+
+def _version(library: str) -> str:
+    """The installed version of ``library`` from its metadata, ``unknown`` when it has none."""
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def available_backends(device: torch.device | str = "cpu") -> list[str]:
@@ -53,20 +62,36 @@ def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
         if device.type not in ("cpu", "cuda"):
             raise TinysegError(f"sparse backend spconv: runs on cpu or cuda, not {device.type}")
     if name == "torchsparse":
-        # Not on PyPI; its v1.4, v2.0 and v2.1 APIs differ (coordinate layout, kernel order,
-        # map format), none of them could be tested against dense conv3d here, and v2.0 and
-        # v1.4 silently ignore `dilation` (the ASPP bridge would be wrong without an error).
-        # An untested backend is not offered: it is refused until one passes conformance.
-        reason = (
-            "not installed (it is not on PyPI)"
-            if not installed("torchsparse")
-            else (
-                "installed, but the adapter has no torchsparse backend: no version of it has "
-                "passed the conformance test against dense conv3d (v1.4 and v2.0 ignore dilation)"
+        if not installed("torchsparse"):
+            raise TinysegError(
+                "sparse backend torchsparse: not installed (it is not on PyPI: v2.0.0 builds "
+                "from source); use --sparse-backend spconv or torch"
             )
-        )
-        raise TinysegError(f"sparse backend torchsparse: {reason}; use spconv or torch")
+        # v1.4 has no CPU backward and v2.1 is GPU-only with another API: only v2.0 has
+        # passed the conformance test (dilation excepted, refused by the backend).
+        found = _version("torchsparse")
+        if not found.startswith("2.0"):
+            raise TinysegError(
+                f"sparse backend torchsparse: version {found} is not supported (the adapter "
+                "supports v2.0); use --sparse-backend spconv or torch"
+            )
+        if device.type not in ("cpu", "cuda"):
+            raise TinysegError(
+                f"sparse backend torchsparse: runs on cpu or cuda, not {device.type}"
+            )
     return name
+
+
+def check_dilation(name: str, dilation: int) -> None:
+    """A one-line error when backend ``name`` cannot convolve with ``dilation``: torchsparse
+    v2.0 ignores dilation (a dilation-2 convolution returns the dilation-1 result), so it
+    fails the conformance test there."""
+    if name == "torchsparse" and dilation != 1:
+        raise TinysegError(
+            f"sparse backend torchsparse: dilation {dilation} refused, torchsparse ignores "
+            "dilation (its result would be the undilated convolution); use --sparse-backend "
+            "torch or spconv, or --no-aspp"
+        )
 
 
 def implementation(name: str) -> ModuleType:
@@ -79,4 +104,8 @@ def implementation(name: str) -> ModuleType:
         from tinyseg_cli.sparse import torch_backend
 
         return torch_backend
+    if name == "torchsparse":
+        from tinyseg_cli.sparse import torchsparse_backend
+
+        return torchsparse_backend
     raise TinysegError(f"sparse backend: {name!r} is not a resolved backend")
