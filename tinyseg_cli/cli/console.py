@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -27,13 +28,33 @@ def configure(verbose: bool = False, quiet: bool = False) -> None:
     STATE.quiet = STATE.quiet or quiet
 
 
+def printable(text: str) -> str:
+    r"""``text`` safe to print: control and other non-printable characters escaped (``\x1b``,
+    ``\n``, ``\u202e``), bytes of a name that was not UTF-8 shown as ``\xNN``. Anything
+    that came from input (file names, table values, library messages) goes through here, so
+    no input can move the cursor, retitle the terminal or hide text (SPEC §9)."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif 0xDC80 <= ord(char) <= 0xDCFF:  # os.fsdecode's escape of an undecodable byte
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
 def warn(message: str) -> None:
+    """``warning: MESSAGE`` on one line of stderr (unless -q)."""
     if not STATE.quiet:
-        stderr.print(f"[yellow]warning:[/yellow] {message}")
+        stderr.print(f"[yellow]warning:[/yellow] {escape(printable(message))}", soft_wrap=True)
 
 
 def error(message: str) -> None:
-    stderr.print(f"[red]error:[/red] {message}", soft_wrap=True, markup=True)
+    """``error: MESSAGE`` on one line of stderr."""
+    stderr.print(f"[red]error:[/red] {escape(printable(message))}", soft_wrap=True)
 
 
 @contextlib.contextmanager

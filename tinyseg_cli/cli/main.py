@@ -21,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 from tinyseg_cli import __version__
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import Quiet, Verbose
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
 
 # Subcommands, each defined by the module of that name in tinyseg_cli.cli (``tune-oii`` by
 # ``tune_oii``; ``register(app)``, and ``extend(command)`` where a command borrows another's
@@ -38,10 +38,32 @@ SETTINGS: dict[str, Any] = {
 class TinysegGroup(TyperGroup):
     """Turns library errors into one-line messages and exit status 1 (SPEC §2, §9)."""
 
-    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+    def main(
+        self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        """Usage errors as one line (``error: Invalid value for '--lr': …``) and exit status 2,
+        instead of click's usage text and typer's boxed panel."""
         arguments = list(sys.argv[1:] if args is None else args)
         console.STATE.argv = ["tinyseg", *arguments]
-        return super().main(arguments, *rest, **kwargs)
+        if not standalone_mode:
+            return super().main(arguments, *rest, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(arguments, *rest, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            console.error("aborted")
+            sys.exit(1)
+        except typer.TyperException as error:  # click's usage errors (typer vendors click)
+            if type(error).__name__ == "NoArgsIsHelpError":  # bare `tinyseg`: the help
+                error.show()  # type: ignore[attr-defined]
+                sys.exit(2)
+            context = getattr(error, "ctx", None)
+            where = f" (see '{context.command_path} --help')" if context else ""
+            text = error.format_message() if hasattr(error, "format_message") else str(error)
+            console.error(
+                "; ".join(line.strip() for line in text.splitlines() if line.strip()) + where
+            )
+            sys.exit(getattr(error, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(COMMANDS)
@@ -54,6 +76,9 @@ class TinysegGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as error:
+            console.error(str(error))
+            ctx.exit(2)
         except TinysegError as error:
             if console.STATE.verbose:
                 console.stderr.print(traceback.format_exc(), markup=False)

@@ -89,9 +89,12 @@ def require_dimension(info: LasInfo, dimension: str, what: str, hint: str = "") 
         )
 
 
-def iter_chunks(info: LasInfo, size: int, dimensions: tuple[str, ...]) -> Iterator[LasChunk]:
-    """The points of ``info.path`` in chunks of ``size``, with the given extra dimensions."""
-    for start, points in _point_chunks(info, size):
+def iter_chunks(
+    info: LasInfo, size: int, dimensions: tuple[str, ...], parallel: bool = False
+) -> Iterator[LasChunk]:
+    """The points of ``info.path`` in chunks of ``size``, with the given extra dimensions;
+    ``parallel``: LAZ decoded on every core (:func:`_laz_backend`)."""
+    for start, points in _point_chunks(info, size, parallel):
         xyz = np.empty((len(points), 3), np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite: checked later
             xyz[:, 0], xyz[:, 1], xyz[:, 2] = points.x, points.y, points.z
@@ -107,14 +110,14 @@ def iter_dimensions(
         yield start, {name: np.asarray(points[name]) for name in dimensions}
 
 
-def _point_chunks(info: LasInfo, size: int) -> Iterator[tuple[int, Any]]:
+def _point_chunks(info: LasInfo, size: int, parallel: bool = False) -> Iterator[tuple[int, Any]]:
     """laspy's chunks of ``info.path`` with their first point; read errors and a point count
     that differs from the header's become one-line errors."""
     import laspy
 
     start = 0
     try:
-        with laspy.open(info.path, laz_backend=_laz_backend()) as reader:
+        with laspy.open(info.path, laz_backend=_laz_backend(parallel)) as reader:
             for points in reader.chunk_iterator(size):
                 yield start, points
                 start += len(points)
@@ -127,13 +130,15 @@ def _point_chunks(info: LasInfo, size: int) -> Iterator[tuple[int, Any]]:
         )
 
 
-def _laz_backend():
-    """lazrs, decoding each chunk on every core: on two cores it took voxelize's first pass
-    over 10 M LAZ points from 4.5 s to 2.9 s (the one-thread decoder alone takes 4.0 s)."""
+def _laz_backend(parallel: bool = False):
+    """lazrs; ``parallel``: decoding each chunk on every core, which took voxelize's first
+    pass over 10 M LAZ points from 4.5 s to 2.9 s on two cores (the one-thread decoder alone
+    takes 4.0 s). Only for work in the main process: its thread pool does not survive a
+    fork, so a forked worker (``score``'s) that used it would wait forever."""
     import laspy
 
-    available = laspy.LazBackend.detect_available()
-    return laspy.LazBackend.LazrsParallel if laspy.LazBackend.LazrsParallel in available else None
+    backend = laspy.LazBackend.LazrsParallel if parallel else laspy.LazBackend.Lazrs
+    return backend if backend in laspy.LazBackend.detect_available() else None
 
 
 def first_line(error: BaseException) -> str:

@@ -112,7 +112,8 @@ def read_points(
     info = scene.info
     low = np.asarray(info.mins) - scene.grid.voxel
     high = np.asarray(info.maxs) + scene.grid.voxel
-    for chunk in iter_chunks(info, chunk_size, tuple(dict.fromkeys((label_dim, *attributes)))):
+    wanted = tuple(dict.fromkeys((label_dim, *attributes)))
+    for chunk in iter_chunks(info, chunk_size, wanted, parallel=True):
         _check_coordinates(chunk.xyz, chunk.start, low, high, info)
         labels, hits = point_labels(
             chunk.dimensions[label_dim], label_map, n_classes, chunk.start, str(info.path)
