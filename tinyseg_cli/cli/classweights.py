@@ -40,7 +40,7 @@ from tinyseg_cli.engine.parallel import default_jobs, shard
 from tinyseg_cli.engine.score import CountOptions
 from tinyseg_cli.engine.voxel_counts import count_voxels
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.atomic import check_output
+from tinyseg_cli.io.atomic import check_outputs
 from tinyseg_cli.io.classmap import ClassMap, parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
@@ -170,8 +170,9 @@ def classweights(
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
     single_stdout(output=output, json=json_)
-    if output is not None:
-        check_output(output, force)
+    check_outputs(
+        {"-o": output}, force, {"INPUT": input_, "--classes": classes, "--palette": palette}
+    )
     class_map = parse_class_map(classes) if classes else None
     source = open_input(input_)
     class_map = class_map or source.class_map
@@ -302,14 +303,14 @@ def _print_summary(result: WeightsResult, unit: str) -> None:
         samples = counts.samples[index]
         table.add_row(
             str(index),
-            name,
+            console.safe(name),
             f"{pixels:,}",
             f"{100 * pixels / total:.3f} %",
             "—" if samples is None else str(samples),
             f"{result.weights[index]:.4f}",
         )
     over = "" if counts.n_samples is None else f" over {counts.n_samples} {holders[:-1]}(s)"
-    binary = "" if result.binary is None else f", {result.binary[1]} vs rest"
+    binary = "" if result.binary is None else f", {console.safe(result.binary[1])} vs rest"
     table.title = f"{result.scheme} weights{binary}{over}"
     present = counts.pixels[counts.pixels > 0]
     table.caption = f"largest : smallest class = {present.max() / present.min():,.1f} : 1"

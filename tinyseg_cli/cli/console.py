@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
-stderr = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    """A rich console that prints no control character from its text: a value that reaches
+    a table or message without :func:`safe` still cannot move the cursor or retitle the
+    terminal (SPEC §9). Line breaks stay; rich adds its own styling codes afterwards."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        if not text.isprintable():
+            text = "\n".join(printable(line) for line in text.split("\n"))
+        return super().render_str(text, **options)
+
+
+stderr = _Console(stderr=True, highlight=False)
 
 
 @dataclass
@@ -26,6 +41,23 @@ def configure(verbose: bool = False, quiet: bool = False) -> None:
     """Apply ``-v``/``-q``; a flag given to the group stays on for the command."""
     STATE.verbose = STATE.verbose or verbose
     STATE.quiet = STATE.quiet or quiet
+    root = logging.getLogger()
+    if not any(isinstance(handler, _LibraryLog) for handler in root.handlers):
+        root.addHandler(_LibraryLog())
+
+
+class _LibraryLog(logging.Handler):
+    """Libraries' log records (tifffile's notes on each bad tag of a damaged TIFF, laspy's):
+    shown only with -v, as escaped warnings; without it our own one-line error says what is
+    wrong (SPEC §2). Python prints records nobody handles raw on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if STATE.verbose:
+            with contextlib.suppress(Exception):  # a malformed record is not worth a traceback
+                warn(f"{record.name}: {record.getMessage()}")
 
 
 def printable(text: str) -> str:
@@ -44,6 +76,13 @@ def printable(text: str) -> str:
         else:
             out.append(char.encode("unicode_escape").decode("ascii"))
     return "".join(out)
+
+
+def safe(text: object) -> str:
+    """``text`` from input (a name, a path, a table value) for a rich table, title or
+    message: non-printable characters escaped (:func:`printable`) and rich markup too, so a
+    class named ``[red]`` prints as it is."""
+    return escape(printable(str(text)))
 
 
 def warn(message: str) -> None:
@@ -80,5 +119,5 @@ def progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
         transient=True,
     )
     with bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(safe(description), total=total)
         yield lambda _item: bar.advance(task)

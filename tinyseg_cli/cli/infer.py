@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Device, Force, Json, Quiet, Shard, Verbose, parse_shard
+from tinyseg_cli.cli.options import FINITE, Device, Force, Json, Quiet, Shard, Verbose, parse_shard
+from tinyseg_cli.io.atomic import check_output_dir, check_outputs, output_folder
 
 if TYPE_CHECKING:  # torch-heavy modules load when the command runs, not with every --help
     from tinyseg_cli.engine.infer import InferJob, InferResult
@@ -110,6 +111,7 @@ def infer(
             "[default: the checkpoint's own, else 0.5]",
             min=0.0,
             max=1.0,
+            callback=FINITE,
             show_default=False,
         ),
     ] = None,
@@ -214,6 +216,7 @@ def infer(
     copies are written chunk by chunk.
     """
     console.configure(verbose, quiet)
+    check_output_dir(output)
     from tinyseg_cli.io.voxels import voxel_table_path
 
     table = voxel_table_path(inputs[0]) if len(inputs) == 1 else None
@@ -241,15 +244,13 @@ def infer(
     )
     ensemble = engine.load_ensemble(checkpoints, resolve_device(device), threshold)
     refs = engine.gather_inputs(inputs, split, sys.stdin.buffer)
-    job = engine.prepare(ensemble, refs, output, options, part)
-    for target in job.targets:
-        if target.broken:
-            console.warn(f"{target.labels}: unreadable or truncated; predicting it again")
+    job = engine.prepare(ensemble, refs, output, options, part, inputs)
     start = time.perf_counter()
     total = sum(job.bands(target) for target in job.targets)
-    with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
-        result = engine.run(job, on_band=advance)
-    engine.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
+    with output_folder(output):  # made here: removed again if nothing could be written
+        with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
+            result = engine.run(job, on_band=advance)
+        engine.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
     summary = run_summary(job, result, time.perf_counter() - start)
     if not console.STATE.quiet:
         _print_summary(summary)
@@ -272,14 +273,15 @@ def run_summary(job: InferJob, result: InferResult, seconds: float) -> dict[str,
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"infer → {summary['out_dir']}", title_justify="left", show_header=False)
+    out_dir = console.safe(summary["out_dir"])
+    table = Table(title=f"infer → {out_dir}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("images predicted", str(summary["predicted"]))
     table.add_row("kept from an earlier run", str(summary["kept"]))
     table.add_row("images predicted in tiles", str(summary["tiled"]))
-    table.add_row("classes", ", ".join(summary["classes"]))
-    table.add_row("table", summary["table"])
+    table.add_row("classes", console.safe(", ".join(summary["classes"])))
+    table.add_row("table", console.safe(summary["table"]))
     table.add_row("time", f"{summary['seconds']:.1f} s")
     console.stderr.print(table)
 
@@ -304,7 +306,6 @@ def _infer_voxels(
     """3D: predictions.parquet (and LAS copies) for one voxel table."""
     from tinyseg_cli.engine import infer_voxels as engine
     from tinyseg_cli.engine.device import resolve_device
-    from tinyseg_cli.io.atomic import check_output
     from tinyseg_cli.io.provenance import provenance
     from tinyseg_cli.io.table_stream import table_stream
 
@@ -315,13 +316,15 @@ def _infer_voxels(
     source = engine.open_voxel_input(model, table, options.points)
     fill = None if options.fill is None else model.classes.index(options.fill)
     target = output / engine.PREDICTIONS
-    check_output(target, options.force)
+    inputs = {"INPUT": table, "--points": source.points, "--checkpoint": checkpoints}
+    check_outputs({"-o": target}, options.force, inputs)
     las_files = {}
     scenes, tiles = engine.scenes_and_tiles(source, options.split)
     if options.las:
         las_files = engine.las_outputs(source, scenes, output)
-        for _, path in las_files.values():
-            check_output(path, options.force)
+        sources = [path for path, _ in las_files.values()]
+        copies = [path for _, path in las_files.values()]
+        check_outputs({"-o": [target, *copies]}, options.force, {**inputs, "LAS": sources})
     metadata = {
         "classes": model.classes.to_metadata(),
         "voxelize": source.metadata.get("voxelize"),
@@ -367,7 +370,7 @@ def _infer_voxels(
     if not console.STATE.quiet:
         console.stderr.print(
             f"predicted {summary['points']:,} points of {len(summary['scenes'])} scene(s) → "
-            f"{target}" + (f" and {len(las_files)} LAS file(s)" if las_files else "")
+            f"{console.safe(target)}" + (f" and {len(las_files)} LAS file(s)" if las_files else "")
         )
     if options.json_:
         typer.echo(json.dumps(summary, indent=2))

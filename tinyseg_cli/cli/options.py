@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -65,7 +67,11 @@ def parse_shard(value: str | None) -> tuple[int, int]:
 
 def single_stdout(**targets: str | bool | None) -> None:
     """At most one output may go to stdout (``-`` or ``--json``)."""
-    on_stdout = [name for name, value in targets.items() if value in ("-", True)]
+    on_stdout = [
+        "-o" if name == "output" else "--" + name.replace("_", "-")
+        for name, value in targets.items()
+        if value in ("-", True)
+    ]
     if len(on_stdout) > 1:
         raise typer.BadParameter(f"only one output can go to stdout, got {', '.join(on_stdout)}")
 
@@ -84,3 +90,45 @@ Seed = Annotated[
         "--seed", help="Seed of the random draws: same inputs and seed, same output.", min=0
     ),
 ]
+
+
+def in_range(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Callable[[Any], Any]:
+    """An option callback: the value (each value of a list or tuple) is a finite number in
+    the range, else a usage error naming it, e.g. ``--lr: expected a finite number > 0,
+    found nan``. Click's own ``min``/``max`` let NaN through (every comparison with it is
+    false): keep them for the range they show in ``--help`` and add :data:`FINITE`."""
+    if low is not None and high is not None:
+        rule = f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    elif low is not None:
+        rule = f"{'>' if open_low else '>='} {low:g}"
+    elif high is not None:
+        rule = f"{'<' if open_high else '<='} {high:g}"
+    else:
+        rule = ""
+
+    def check(value: Any) -> Any:
+        numbers = value if isinstance(value, list | tuple) else [value]
+        for number in numbers:
+            if number is None:
+                continue
+            inside = math.isfinite(number)
+            if low is not None:
+                inside = inside and (number > low if open_low else number >= low)
+            if high is not None:
+                inside = inside and (number < high if open_high else number <= high)
+            if not inside:
+                raise typer.BadParameter(
+                    f"expected a finite number{' ' if rule else ''}{rule}, found {number:g}"
+                )
+        return value
+
+    return check
+
+
+FINITE = in_range()  # no NaN or inf, beside click's min/max

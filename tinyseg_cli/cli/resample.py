@@ -16,6 +16,7 @@ from rich.table import Table
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
+    FINITE,
     Classes,
     Force,
     IgnoreIndex,
@@ -35,11 +36,14 @@ from tinyseg_cli.engine.resample import (
     check_feasible,
     default_targets,
     draw_patches,
+    memory_needed,
+    patch_rows,
     patch_table,
+    physical_memory,
 )
-from tinyseg_cli.engine.resample_survey import Settings, read_manifest, survey_samples
-from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.atomic import check_output
+from tinyseg_cli.engine.resample_survey import Sample, Settings, read_manifest, survey_samples
+from tinyseg_cli.errors import TinysegError, UsageError
+from tinyseg_cli.io.atomic import check_outputs
 from tinyseg_cli.io.classmap import ClassMap, parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
@@ -154,6 +158,7 @@ def resample(
             "totals is at most this. [default: 0.10]",
             min=0.0,
             max=1.0,
+            callback=FINITE,
             show_default=False,
         ),
     ] = None,
@@ -176,6 +181,7 @@ def resample(
             "round(f × N); the others hold none of it. [default: 0.5]",
             min=0.0,
             max=1.0,
+            callback=FINITE,
             show_default=False,
         ),
     ] = None,
@@ -212,8 +218,9 @@ def resample(
     _check_usage(strategy, class_, proportions, tolerance, max_patches, positive_fraction)
     if per_image and strategy is Strategy.equal_pixels:
         raise typer.BadParameter("equal-pixels balances over all rows", param_hint="--per-image")
-    if output is not None:
-        check_output(output, force)
+    check_outputs(
+        {"-o": output}, force, {"MANIFEST": manifest, "--classes": classes, "--palette": palette}
+    )
     source = read_manifest(manifest)
     class_map = parse_class_map(classes) if classes else source.class_map
     settings = Settings(
@@ -223,6 +230,9 @@ def resample(
         load_palette(palette) if palette else None,
     )
     targets = _targets(strategy, class_ or [], class_map) if class_map else None
+    asked = Options(strategy.value, samples, draws, per_image)  # before the survey: at least
+    n_targets = len(targets) if targets else len(class_ or ())  # these classes, one image
+    _check_memory(asked, n_targets, 1, len(class_map) if class_map else 1, source.samples)
     jobs = jobs or default_jobs()
     with console.progress(f"surveying {source.name}", len(source.samples)) as advance:
         surveys = survey_samples(source.samples, settings, jobs, advance)
@@ -243,6 +253,7 @@ def resample(
         0.5 if positive_fraction is None else positive_fraction,
     )
     check_feasible(surveys, class_map, options, size)
+    _check_memory(options, len(targets), len(source.samples), len(class_map), source.samples)
     patches = draw_patches(source.samples, surveys, options, settings, jobs, console.progress)
     summary = _summary(patches, class_map, options, size)
     if output is not None:
@@ -283,6 +294,23 @@ def _check_usage(
         raise typer.BadParameter(
             f"{proportions!r}: one proportion per --class ({n_classes})",
             param_hint="--proportions",
+        )
+
+
+def _check_memory(
+    options: Options, n_targets: int, n_images: int, n_classes: int, samples: list[Sample]
+) -> None:
+    """Refuse, before the work, a patch table that cannot fit in this machine's memory."""
+    have = physical_memory()
+    rows = patch_rows(options, n_targets, n_images)
+    chars = max(
+        (len(s.sample_id) + len(str(s.image)) + len(str(s.mask)) for s in samples), default=0
+    )
+    need = memory_needed(rows, n_classes, chars)
+    if have is not None and need > have:
+        raise UsageError(
+            f"-n {options.samples}: {rows:,} patches would need about {need / 2**30:,.1f} GiB "
+            f"of memory, this machine has {have / 2**30:,.1f} GiB (lower -n or --draws)"
         )
 
 
@@ -375,7 +403,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for row in summary["classes"]:
         table.add_row(
             str(row["index"]),
-            row["name"],
+            console.safe(row["name"]),
             f"{row['drawn']:,}",
             f"{row['samples']:,}",
             f"{row['pixels']:,}",

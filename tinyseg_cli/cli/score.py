@@ -11,6 +11,7 @@ import typer
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
+    FINITE,
     Classes,
     Force,
     Jobs,
@@ -20,6 +21,7 @@ from tinyseg_cli.cli.options import (
     Quiet,
     Shard,
     Verbose,
+    in_range,
     parse_shard,
     single_stdout,
 )
@@ -38,6 +40,7 @@ from tinyseg_cli.cli.score_sources import (
     count_runs,
     final_class_map,
     read_counts_tables,
+    warn_unscored,
 )
 from tinyseg_cli.cli.score_summary import print_summary
 from tinyseg_cli.engine.parallel import default_jobs
@@ -49,7 +52,7 @@ from tinyseg_cli.engine.report import (
     score_counts,
 )
 from tinyseg_cli.engine.score import CountOptions
-from tinyseg_cli.io.atomic import check_output
+from tinyseg_cli.io.atomic import check_outputs
 from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
@@ -188,14 +191,19 @@ def score(
             "are, integer maps scaled to their type's range). Default 0.5 for float maps; C×H×W "
             "maps use argmax.",
             metavar="T",
+            min=0.0,
+            max=1.0,
+            callback=FINITE,  # infer's rule
         ),
     ] = None,
     beta: Annotated[
         list[float] | None,
         typer.Option(
             "--beta",
-            help="Also report F-beta for this beta (repeatable); F1 and F2 are always reported.",
+            help="Also report F-beta for this beta > 0 (repeatable); F1 and F2 are always "
+            "reported.",
             metavar="B",
+            callback=in_range(0, open_low=True),
         ),
     ] = None,
     include_background: Annotated[
@@ -268,9 +276,15 @@ def score(
     part = parse_shard(shard_)
     single_stdout(output=output, counts_out=counts_out, json=json_)
     run_list = _check_modes(tables or [], truth, pred, counts, runs or [])
-    for path in (output, counts_out):
-        if path is not None:
-            check_output(path, force)
+    check_outputs(
+        {"-o": output, "--counts-out": counts_out},
+        force,
+        {
+            "TABLE": tables, "--truth": truth, "--pred": pred,
+            "--run": [path for _, path in run_list], "--classes": classes,
+            "--palette": palette, "--label-map": label_map,
+        },
+    )  # fmt: skip
     preds = [pred] if pred else [path for _, path in run_list]
     points = not counts and any_point_input([truth, *preds])
     class_map = parse_class_map(classes) if classes else None
@@ -304,6 +318,7 @@ def score(
         ignore = found.get("ignore_index", ignore)
     else:
         by_run, found_map = count_runs(truth, pred, run_list, count_one)
+    warn_unscored(by_run, "scene" if points else "sample", "point" if points else "pixel", ignore)
     class_map = final_class_map(class_map or found_map, by_run)
     result = score_counts(
         by_run,

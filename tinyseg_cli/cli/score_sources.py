@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 from tinyseg_cli.cli import console
@@ -23,6 +24,8 @@ from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.points import is_point_input
 from tinyseg_cli.io.sources import resolve_maps
 from tinyseg_cli.io.tables import file_metadata, is_table_path, read_table, table_metadata
+
+UNSCORED_SHOWN = 5  # sample names a warning lists
 
 
 def count_runs(
@@ -94,6 +97,26 @@ def read_counts_tables(
         },
         class_map,
         found,
+    )
+
+
+def warn_unscored(
+    by_run: dict[str | None, CountsSet], sample: str, unit: str, ignore: int | None
+) -> None:
+    """One warning naming the samples without any scored pixel (every truth pixel is the
+    ignore label), whose scores are all null."""
+    names: dict[str, None] = {}
+    for counts in by_run.values():
+        if counts.n_classes:
+            totals = (counts.tp + counts.fp + counts.fn + counts.tn)[:, 0]
+            names.update((counts.sample_ids[i], None) for i in np.flatnonzero(totals == 0))
+    if not names:
+        return
+    shown = ", ".join(list(names)[:UNSCORED_SHOWN]) + (", …" if len(names) > UNSCORED_SHOWN else "")
+    label = "the ignore label" if ignore is None else f"the ignore label {ignore}"
+    console.warn(
+        f"{len(names)} {sample}{'s have' if len(names) > 1 else ' has'} no scored {unit} "
+        f"(every truth {unit} is {label}): {shown}"
     )
 
 

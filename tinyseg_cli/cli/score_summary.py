@@ -20,7 +20,8 @@ def print_summary(result: ScoreResult, unit: str = "sample", note: str = "") -> 
     """Metrics as rows, classes as columns: narrow enough for a terminal with few classes."""
     names = result.class_names
     averaged = set(next(iter(result.summaries.values())).averaged)
-    headers = [name if i in averaged else f"{name}*" for i, name in enumerate(names)]
+    shown = [console.safe(name) for name in names]  # class names come from input
+    headers = [name if i in averaged else f"{name}*" for i, name in enumerate(shown)]
     table = Table(title_justify="left", caption_justify="left")
     table.add_column("")
     for header in [*headers, "micro", "macro"]:

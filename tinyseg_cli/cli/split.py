@@ -34,7 +34,7 @@ from tinyseg_cli.engine.split_report import (
     summarize,
     summary_json,
 )
-from tinyseg_cli.io.atomic import check_output
+from tinyseg_cli.io.atomic import check_outputs
 from tinyseg_cli.io.classmap import ClassMap, parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
@@ -247,9 +247,15 @@ def split(
     )
     _check_usage(request, no_counts)
     single_stdout(output=output, json=json_, export_nnunet=export_nnunet)
-    for path in (output, export_nnunet):
-        if path is not None:
-            check_output(path, force)
+    check_outputs(
+        {"-o": output, "--export-nnunet": export_nnunet},
+        force,
+        {
+            "MANIFEST": manifest, "--from-dir": from_dir, "--masks": masks,
+            "--test-ids": test_ids, "--from-nnunet": from_nnunet, "--classes": classes,
+            "--palette": palette,
+        },
+    )  # fmt: skip
     result = make_split(request, console.progress, console.warn)
     if output is not None:
         metadata = {
@@ -388,12 +394,13 @@ def _print_report(summaries: list[PartSummary], class_map: ClassMap, settings: d
     counted = summaries[0].pixels is not None
     headers = ["part", "images", "groups"]
     if counted:
-        headers += [class_map.name(i) for i in range(summaries[0].pixels.size)]  # type: ignore[union-attr]
+        size = summaries[0].pixels.size  # type: ignore[union-attr]
+        headers += [console.safe(class_map.name(i)) for i in range(size)]
         headers.append("imbalance")
     for header in headers:
         table.add_column(header, justify="left" if header == "part" else "right")
     for summary in summaries:
-        cells = [summary.name, str(summary.images), str(summary.groups)]
+        cells = [console.safe(summary.name), str(summary.images), str(summary.groups)]
         if summary.pixels is not None:
             cells += [f"{int(n):,}" for n in summary.pixels]
             ratio = summary.imbalance
@@ -401,7 +408,9 @@ def _print_report(summaries: list[PartSummary], class_map: ClassMap, settings: d
         table.add_row(*cells)
     by = settings.get("group")
     table.title = (
-        f"{settings['mode']} split, grouped by {by!r}" if by else f"{settings['mode']} split"
+        f"{settings['mode']} split, grouped by {console.safe(repr(by))}"
+        if by
+        else f"{settings['mode']} split"
     )
     if counted:
         table.caption = "pixels per class; imbalance = largest : smallest class present"

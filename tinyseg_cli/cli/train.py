@@ -3,8 +3,9 @@ U-Net on a voxel table (SPEC §4.5)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from tinyseg_cli.cli import console, train_report
 from tinyseg_cli.cli.options import (
+    FINITE,
     Classes,
     Device,
     Force,
@@ -21,9 +23,11 @@ from tinyseg_cli.cli.options import (
     Palette,
     Quiet,
     Verbose,
+    in_range,
 )
 from tinyseg_cli.engine.parallel import default_jobs
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
+from tinyseg_cli.io.atomic import check_distinct, check_output_dir, output_folder
 from tinyseg_cli.losses.names import LOSS_NAMES
 
 if TYPE_CHECKING:  # torch-heavy modules load when the command runs, not with every --help
@@ -138,6 +142,7 @@ def train(
     fold: Annotated[
         int | None,
         typer.Option(
+            min=0,
             help="Cross-validation fold: its rows validate, the other folds train.",
             rich_help_panel=DATA,
         ),
@@ -167,8 +172,10 @@ def train(
     resize: Annotated[
         tuple[int, int] | None,
         typer.Option(
-            help="Train on whole images resized to H W (masks nearest); infer resizes back.",
+            help="Train on whole images resized to H W, each >= 8 (masks nearest); infer "
+            "resizes back.",
             metavar="H W",
+            callback=in_range(8),  # as --patch-size
             rich_help_panel=DATA,
         ),
     ] = None,
@@ -347,16 +354,37 @@ def train(
     optimizer: Annotated[
         str, typer.Option(help="adam, adamw or sgd.", rich_help_panel=OPTIM)
     ] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPTIM)] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.0,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.", rich_help_panel=OPTIM)] = 0.9,
+    lr: Annotated[
+        float,
+        typer.Option(
+            help="Learning rate, > 0.", callback=in_range(0, open_low=True), rich_help_panel=OPTIM
+        ),
+    ] = 1e-3,
+    weight_decay: Annotated[
+        float, typer.Option(min=0.0, callback=FINITE, rich_help_panel=OPTIM)
+    ] = 0.0,
+    momentum: Annotated[
+        float,
+        typer.Option(
+            help="SGD momentum, in [0, 1).",
+            callback=in_range(0, 1, open_high=True),
+            rich_help_panel=OPTIM,
+        ),
+    ] = 0.9,
     schedule: Annotated[
         str,
         typer.Option(
             help="constant, exponential (lr·decay^⌊step/every⌋) or cosine.", rich_help_panel=OPTIM
         ),
     ] = "constant",
-    lr_decay: Annotated[float, typer.Option(rich_help_panel=OPTIM)] = 0.96,
+    lr_decay: Annotated[
+        float,
+        typer.Option(
+            help="Factor of the exponential schedule, in (0, 1].",
+            callback=in_range(0, 1, open_low=True),
+            rich_help_panel=OPTIM,
+        ),
+    ] = 0.96,
     decay_every: Annotated[int, typer.Option(min=1, rich_help_panel=OPTIM)] = 800,
     # -- run -------------------------------------------------------------------------------
     val_every: Annotated[
@@ -373,7 +401,7 @@ def train(
     max_pixels: Annotated[
         int,
         typer.Option(
-            help="Validation images above this many pixels are tiled.", rich_help_panel=RUN
+            min=1, help="Validation images above this many pixels are tiled.", rich_help_panel=RUN
         ),
     ] = 4096 * 4096,
     checkpoint_every: Annotated[
@@ -389,7 +417,7 @@ def train(
         ),
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Seed of every random choice.", rich_help_panel=RUN)
+        int, typer.Option(min=0, help="Seed of every random choice.", rich_help_panel=RUN)
     ] = 0,
     device: Device = "auto",
     amp: Annotated[
@@ -445,11 +473,11 @@ def train(
     checkpoint = None
     if resume:
         checkpoint, options = _resumed(ctx, options)
+    fresh = checkpoint is None and output is not None and not dry_run
+    if fresh:
+        _check_run_dir(output, force, ctx.params)  # type: ignore[arg-type]
     dist = Distributed.start(options.distributed, options.device)
     try:
-        if checkpoint is None and output is not None and not dry_run and dist.is_main:
-            _prepare_run_dir(output, force)
-        dist.barrier()
         plan = prepare(options, jobs=default_jobs())
         if dist.is_main:
             for note in getattr(plan, "notes", ()):
@@ -465,14 +493,16 @@ def train(
                 trainer.restore(checkpoint)
             else:
                 trainer.initialise_weights()
-            try:
-                run_with_progress(trainer, dist)
-            except KeyboardInterrupt:
-                console.error(
-                    f"interrupted at step {trainer.position.step}; "
-                    f"{trainer.run_dir / 'last.pt'} holds the run: continue it with --resume"
-                )
-                raise typer.Exit(130) from None
+            run_dir = _run_dir(output, dist) if fresh else contextlib.nullcontext()  # type: ignore[arg-type]
+            with run_dir:
+                try:
+                    run_with_progress(trainer, dist)
+                except KeyboardInterrupt:
+                    console.error(
+                        f"interrupted at step {trainer.position.step}; "
+                        f"{trainer.run_dir / 'last.pt'} holds the run: continue it with --resume"
+                    )
+                    raise typer.Exit(130) from None
             summary = train_report.run_summary(trainer)
             if dist.is_main and not console.STATE.quiet:
                 train_report.print_done(summary)
@@ -485,6 +515,7 @@ def train(
 def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
     """The options of a run from the parsed command line (``train``, and every step of
     ``tune-oii``, which passes these options through); bad loss values fail here."""
+    from tinyseg_cli.data.augment import parse_augment
     from tinyseg_cli.engine.train_setup import TrainOptions
     from tinyseg_cli.engine.validate import parse_select
     from tinyseg_cli.losses import LOSSES, resolve_params
@@ -515,7 +546,14 @@ def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
         **{name: value for name, value in lists.items() if value is not None},
         **{name: v[name] for name in SPARSE_PASSED if name in v},
     )
-    resolve_params(options.loss, options.loss_params)  # bad values fail before any work
+    try:
+        resolve_params(options.loss, options.loss_params)  # bad values fail before any work
+    except TinysegError as error:  # a hyper-parameter out of its loss's range
+        raise UsageError(str(error)) from None
+    try:
+        parse_augment(options.augment)
+    except TinysegError as error:
+        raise UsageError(f"--augment: {error}") from None
     return options
 
 
@@ -602,18 +640,44 @@ def _resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Any, TrainOptio
     return checkpoint, stored
 
 
-def _prepare_run_dir(run_dir: Path, force: bool) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise TinysegError(f"{run_dir}: exists and is not a directory")
-    present = [p for p in run_dir.glob("*") if p.name in RUN_FILES or _numbered(p)]
+def _run_files(run_dir: Path) -> list[Path]:
+    """The files of an earlier run in ``run_dir``."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p for p in run_dir.glob("*") if p.name in RUN_FILES or _numbered(p))
+
+
+def _check_run_dir(run_dir: Path, force: bool, params: Mapping[str, Any]) -> None:
+    """Before any work: RUN_DIR can be made or written, none of its run files is an input,
+    and it holds no earlier run (unless --force)."""
+    check_output_dir(run_dir)
+    present = _run_files(run_dir)
+    inputs = ("manifest", "patches", "class_weights", "classes", "palette", "encoder_weights")
+    check_distinct(
+        {"-o": list(dict.fromkeys([*(run_dir / name for name in RUN_FILES), *present]))},
+        {_flag(name): params.get(name) for name in inputs},
+    )
     if present and not force:
         raise TinysegError(
             f"{run_dir}: already holds a run ({present[0].name}); pass --resume to continue "
             "it or --force to start over"
         )
-    for path in present:
-        path.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _run_dir(run_dir: Path, dist: Any) -> Iterator[None]:
+    """RUN_DIR, made by the main process once the run is set up (an earlier run's files
+    removed: --force); removed again when the run fails before writing to it."""
+    with output_folder(run_dir) if dist.is_main else contextlib.nullcontext():
+        if dist.is_main:
+            for path in _run_files(run_dir):
+                path.unlink()
+        dist.barrier()  # the folder is there before any process writes to it
+        yield
+
+
+def _flag(name: str) -> str:
+    return "MANIFEST" if name == "manifest" else "--" + name.replace("_", "-")
 
 
 def _numbered(path: Path) -> bool:

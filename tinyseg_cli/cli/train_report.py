@@ -36,7 +36,7 @@ def print_done(summary: dict[str, Any]) -> None:
     best_text = "—" if best is None else f"{best:.4f} at step {summary['best_step']}"
     console.stderr.print(
         f"trained {summary['steps']} steps ({summary['epochs']} epochs); best val "
-        f"{summary['select']}: {best_text}; run in {summary['run_dir']}"
+        f"{summary['select']}: {best_text}; run in {console.safe(summary['run_dir'])}"
     )
 
 
@@ -78,7 +78,7 @@ def print_dry_run(summary: dict[str, Any]) -> None:
     for c in s["classes"]:
         weight = "—" if c["weight"] is None else f"{c['weight']:.4f}"
         share = f"{100 * c['pixels'] / total:.3f} %"
-        classes.add_row(str(c["index"]), c["name"], f"{c['pixels']:,}", share, weight)
+        classes.add_row(str(c["index"]), console.safe(c["name"]), f"{c['pixels']:,}", share, weight)
     console.stderr.print(classes)
 
 
@@ -92,7 +92,7 @@ def _print_voxel_dry_run(summary: dict[str, Any]) -> None:
         ("parameters", f"{s['parameters']:,}"),
         ("channels", ", ".join(map(str, s["channels"]))),
         ("ASPP dilations", ", ".join(map(str, s["aspp_dilations"] or [])) or "no ASPP"),
-        ("features", ", ".join(s["features"])),
+        ("features", console.safe(", ".join(s["features"]))),
         ("train tiles", str(s["train_tiles"])),
         ("val tiles", str(s["val_tiles"])),
         ("voxels per tile", f"{sizes['min']:,} … {sizes['max']:,} (mean {sizes['mean']:,.0f})"),
@@ -107,5 +107,5 @@ def _print_voxel_dry_run(summary: dict[str, Any]) -> None:
         classes.add_column(header, justify="left" if header == "class" else "right")
     for c in s["classes"]:
         weight = "—" if c["weight"] is None else f"{c['weight']:.4f}"
-        classes.add_row(str(c["index"]), c["name"], f"{c['voxels']:,}", weight)
+        classes.add_row(str(c["index"]), console.safe(c["name"]), f"{c['voxels']:,}", weight)
     console.stderr.print(classes)

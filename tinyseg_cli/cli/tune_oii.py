@@ -13,8 +13,9 @@ import typer
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Json, Quiet, Verbose
+from tinyseg_cli.cli.options import FINITE, Json, Quiet, Verbose, in_range
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.atomic import check_distinct, check_output_dir
 
 if TYPE_CHECKING:
     from click import Command
@@ -77,6 +78,8 @@ def _pair(text: str, option: str) -> tuple[float, float]:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not two numbers a,b", param_hint=option) from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise typer.BadParameter(f"{text!r}: expected two finite numbers", param_hint=option)
     return low, high
 
 
@@ -130,6 +133,7 @@ def tune_oii(
             help="Stop when the bracket is no wider than T (> 0): at most ⌈log2((b − a)/T)⌉ "
             "trainings (+1 after a direction flip).",
             metavar="T",
+            callback=in_range(0, open_low=True),
             rich_help_panel=SEARCH,
         ),
     ] = 0.05,
@@ -150,6 +154,7 @@ def tune_oii(
         float,
         typer.Option(
             min=0.0,
+            callback=FINITE,
             help="OII changes up to this size say nothing about the direction.",
             rich_help_panel=SEARCH,
         ),
@@ -222,12 +227,21 @@ def tune_oii(
     console.configure(verbose, quiet)
     if output is None:
         raise typer.BadParameter("a TUNE_DIR is needed", param_hint="--output")
-    if tol <= 0:
-        raise typer.BadParameter(f"{tol:g} is not > 0", param_hint="--tol")
+    check_output_dir(output)
     low, high = _pair(value_range, "--range")
     m0, m1 = _pair(target, "--target")
     tune_settings.check_target(m0, m1)
     options = train_options(ctx.params, "")
+    from tinyseg_cli.engine.tune.log import LOG_NAME
+
+    inputs = ("patches", "class_weights", "classes", "palette", "encoder_weights")
+    check_distinct(
+        {"-o": [output / LOG_NAME, output / tune_settings.RECORD]},
+        {
+            "MANIFEST": options.manifest,
+            **{"--" + name.replace("_", "-"): ctx.params.get(name) for name in inputs},
+        },
+    )
     from tinyseg_cli.io.voxels import voxel_table_path
 
     if voxel_table_path(options.manifest) is not None:  # its objective infers and scores 2D
@@ -300,7 +314,9 @@ def _run_search(
         log_path = tune_dir / tune_log.LOG_NAME
         replay = tune_log.read_log(log_path, searched.name) if continuing else []
         if replay:
-            console.stderr.print(f"continuing {tune_dir}: {len(replay)} finished step(s) kept")
+            console.stderr.print(
+                f"continuing {console.safe(tune_dir)}: {len(replay)} finished step(s) kept"
+            )
         job = TuneJob(
             plan=plan,
             param=searched,
@@ -448,7 +464,7 @@ def _report(
         console.stderr.print(
             f"chosen: {param} = {chosen.value:.6g} (step {chosen.step}), OII {chosen.oii:.4f}, "
             f"{result.trainings} training(s) in {seconds:.0f} s; checkpoint "
-            f"{chosen.counts.details.get('checkpoint')}"
+            f"{console.safe(chosen.counts.details.get('checkpoint'))}"
         )
     if not result.inside:
         why = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +25,7 @@ from tinyseg_cli.engine import voxelize as engine
 from tinyseg_cli.engine.voxelize import POINTS, VOXELS, VoxelizeOptions, VoxelizeSummary
 from tinyseg_cli.engine.voxelize.labels import parse_label_map
 from tinyseg_cli.engine.voxelize.reader import parse_features, read_scene_splits
-from tinyseg_cli.io.atomic import check_output
+from tinyseg_cli.io.atomic import check_output_dir, check_outputs
 from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.provenance import provenance
 
@@ -207,10 +208,12 @@ def voxelize(
         split=split.value if split is not None else None,
         splits=read_scene_splits(splits, tuple(SplitName)) if splits is not None else None,
     )
-    for name in (VOXELS, POINTS):
-        check_output(output / name, force)
-    if output.exists() and not output.is_dir():
-        raise typer.BadParameter(f"{output} is a file, not a folder", param_hint="--output")
+    check_output_dir(output)
+    check_outputs(
+        {"-o": [output / VOXELS, output / POINTS]},
+        force,
+        {"LAS": list(inputs), "--splits": splits, "--label-map": label_map},
+    )
     metadata = {"provenance": provenance(list(inputs), console.STATE.argv)}
     summary = engine.voxelize(
         list(inputs), output, options, metadata, warn=console.warn, progress=console.progress
@@ -226,8 +229,8 @@ def _check_usage(
 ) -> None:
     """Usage errors (exit 2) before any input is read."""
     for hint, value in (("--voxel", voxel), ("--tile", tile), ("--stride", stride)):
-        if value is not None and not value > 0:
-            raise typer.BadParameter(f"{value:g} is not a positive length", param_hint=hint)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise typer.BadParameter(f"{value:g} is not a finite length > 0", param_hint=hint)
     if stride is not None and stride > tile:
         raise typer.BadParameter(
             f"{stride:g} > --tile {tile:g} would leave gaps between tiles", param_hint="--stride"
@@ -273,7 +276,7 @@ def _print_summary(summary: VoxelizeSummary, output: Path, options: VoxelizeOpti
         share = row.share_kept
         table.add_row(
             str(row.label),
-            row.name,
+            console.safe(row.name),
             f"{row.points:,}",
             f"{row.voxels:,}",
             "—" if share is None else f"{100 * share:.2f} %",
@@ -296,4 +299,6 @@ def _print_summary(summary: VoxelizeSummary, output: Path, options: VoxelizeOpti
             "note: no --split/--splits, so no split column: 'tinyseg train' will train on "
             "every tile and validate on none"
         )
-    console.stderr.print(f"wrote {output / VOXELS} and {output / POINTS}")
+    console.stderr.print(
+        f"wrote {console.safe(output / VOXELS)} and {console.safe(output / POINTS)}"
+    )

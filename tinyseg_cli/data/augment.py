@@ -7,6 +7,7 @@ normalisation) and the ignore label in the mask, so they add nothing to the loss
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,10 @@ def parse_augment(text: str | None) -> tuple[Augment, ...]:
                 amount = float(value)
             except ValueError:
                 raise TinysegError(f"augmentation {item!r}: {value!r} is not a number") from None
-            if amount <= 0 or (kind == "shift" and amount >= 1):
-                raise TinysegError(f"augmentation {item!r}: value out of range")
+            high = 1 if kind == "shift" else math.inf
+            if not (math.isfinite(amount) and 0 < amount < high):
+                rule = "a number in (0, 1)" if kind == "shift" else "a finite number > 0"
+                raise TinysegError(f"augmentation {item!r}: expected {rule}, found {value}")
         found.append(Augment(kind, amount))
     return tuple(found)
 

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from tinyseg_cli import __version__
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.io.atomic import atomic_path
+from tinyseg_cli.io.paths import not_a_file
 
 FORMAT = "tinyseg-checkpoint/1"
 
@@ -51,12 +52,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a tinyseg checkpoint safely (``weights_only=True``); errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise TinysegError(f"{path}: no such checkpoint file")
+        raise not_a_file(path, "checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt, truncated, or holding arbitrary objects
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise TinysegError(f"{path}: not a readable checkpoint ({first_line[:160]})") from None
+        raise TinysegError(
+            f"{path}: not a readable checkpoint ({library_reason(error)})"
+        ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TinysegError(f"{path}: not a tinyseg checkpoint (expected format {FORMAT!r})")
     return Checkpoint(

@@ -19,10 +19,12 @@ from tinyseg_cli.engine.score import CountOptions
 from tinyseg_cli.engine.voxel_counts import READ_COLUMNS, is_voxel_table
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.paths import not_a_file
 from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.sources import MapRef, manifest_maps, resolve_maps
 from tinyseg_cli.io.tables import (
     file_schema,
+    integer_column,
     is_table_path,
     read_columns,
     read_table,
@@ -148,25 +150,15 @@ def _from_class_counts(table: pa.Table, name: str) -> tuple[ClassCounts, ClassMa
     """Class totals (a ``classweights`` output); rows of one class add up (shards)."""
     if table.num_rows == 0:
         raise TinysegError(f"{name}: class counts table has no rows")
-    for column in ("class_index", "pixels"):
-        if table[column].null_count:
-            raise TinysegError(f"{name}: column {column!r} has empty values")
-    try:
-        indices = table["class_index"].to_numpy().astype(np.int64)
-        pixels = table["pixels"].to_numpy().astype(np.int64)
-    except (pa.ArrowException, ValueError, TypeError):
-        raise TinysegError(f"{name}: class_index and pixels must be integers") from None
-    for column, values in (("class_index", indices), ("pixels", pixels)):
-        if (values < 0).any():
-            row = int(np.argmax(values < 0))
-            raise TinysegError(f"{name}: row {row}: negative {column} ({int(values[row])})")
+    indices = integer_column(table, "class_index", name, minimum=0)[0]
+    pixels = integer_column(table, "pixels", name, minimum=0, noun="counts")[0]
     size = int(indices.max()) + 1
     totals = np.zeros(size, np.int64)
     np.add.at(totals, indices, pixels)
     samples: tuple[int | None, ...] = (None,) * size
     if "samples" in table.column_names and not table["samples"].null_count:
         present = np.zeros(size, np.int64)
-        np.add.at(present, indices, table["samples"].to_numpy().astype(np.int64))
+        np.add.at(present, indices, integer_column(table, "samples", name, minimum=0)[0])
         samples = tuple(int(n) for n in present)
     names = None
     if "class_name" in table.column_names:
@@ -205,7 +197,7 @@ def count_masks(
     """Class pixel counts of every mask, over ``jobs`` worker processes."""
     missing = [ref.path for ref in refs if not ref.path.is_file()]
     if missing:  # before any work starts (SPEC §9)
-        raise TinysegError(f"{missing[0]}: no such file (sample {_sample_of(refs, missing[0])})")
+        raise TinysegError(f"{not_a_file(missing[0])} (sample {_sample_of(refs, missing[0])})")
     rows = parallel_map(partial(count_mask, options=options), refs, jobs, on_done)
     width = max([options.n_classes or 0, *(row.size for row in rows)])
     per_sample = np.zeros((len(rows), width), np.int64)

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.tables import integer_column
 from tinyseg_cli.metrics.counts import one_vs_rest
 from tinyseg_cli.metrics.summary import COUNT_NAMES
 
@@ -107,32 +108,32 @@ def counts_from_table(table: pa.Table, source: str) -> dict[str | None, CountsSe
         raise TinysegError(f"{source}: not a counts table (missing columns: {', '.join(missing)})")
     if table.num_rows == 0:
         raise TinysegError(f"{source}: counts table has no rows")
-    for name in required:
-        if table[name].null_count:
-            raise TinysegError(f"{source}: column {name!r} has empty values")
+    sample_ids = table["sample_id"].to_pylist()
+    if None in sample_ids:
+        raise TinysegError(f"{source}: row {sample_ids.index(None)}: sample_id is empty")
+    classes = integer_column(table, "class_index", source, minimum=0)[0]
+    values = {
+        name: integer_column(table, name, source, minimum=0, noun="counts")[0]
+        for name in COUNT_NAMES
+    }
     runs = table["run"].to_pylist() if "run" in table.column_names else [None] * table.num_rows
     out: dict[str | None, CountsSet] = {}
     for run in dict.fromkeys(runs):
         rows = np.flatnonzero(np.array([r == run for r in runs]))
         out[run] = _one_run(
-            table.take(pa.array(rows)), source if run is None else f"{source} run {run}"
+            [sample_ids[row] for row in rows],
+            classes[rows],
+            {name: column[rows] for name, column in values.items()},
+            source if run is None else f"{source} run {run}",
         )
     return out
 
 
-def _one_run(table: pa.Table, source: str) -> CountsSet:
-    try:
-        classes = table["class_index"].to_numpy().astype(np.int64)
-        values = {name: table[name].to_numpy().astype(np.int64) for name in COUNT_NAMES}
-    except (pa.ArrowException, ValueError, TypeError):
-        raise TinysegError(f"{source}: counts and class_index must be integers") from None
-    for name, column in (("class_index", classes), *values.items()):
-        if (column < 0).any():
-            row = int(np.argmax(column < 0))
-            raise TinysegError(f"{source}: row {row}: negative {name} ({int(column[row])})")
-    ids, sample_row = np.unique(
-        np.array(table["sample_id"].to_pylist(), dtype=object), return_inverse=True
-    )
+def _one_run(
+    sample_ids: list[object], classes: np.ndarray, values: dict[str, np.ndarray], source: str
+) -> CountsSet:
+    """The counts of one run from its rows' validated columns, as (samples, classes) grids."""
+    ids, sample_row = np.unique(np.array(sample_ids, dtype=object), return_inverse=True)
     n_classes = int(classes.max()) + 1
     cells = sample_row * n_classes + classes
     if len(np.unique(cells)) != len(cells):

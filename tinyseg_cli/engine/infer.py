@@ -1,14 +1,17 @@
 """The ``infer`` engine: images in, one prediction TIFF per image and a table of them out
 (SPEC §4.6).
 
-Everything is checked before the first image is predicted (SPEC §9): the checkpoints, every
-input image's header (channels, ROI), and what ``OUT_DIR`` already holds.
+Everything is checked before the first image is predicted (SPEC §9): the checkpoints, the
+sample ids as file names, every input image's header (type, channels, ROI, a file cut
+short), and what ``OUT_DIR`` already holds. What only decoding finds (a NaN pixel, damaged
+compressed data) stops the run at that image; the images before it are kept (resume).
 
 Resuming. Each TIFF is written atomically and carries a record of what it was made from
 (checkpoint contents, image size and mtime, ROI, classes, tiling options). A rerun with the
-same record skips it; an existing TIFF with another record is an error without ``--force``;
-an unreadable or truncated one is predicted again, and the temporary files a killed writer
-left are removed. An image predicted in several bands (tiled) keeps its finished bands in
+same record skips it; an existing TIFF with another record, or a file tinyseg did not write
+(empty, unreadable, cut short: its writes are atomic, so it never leaves such a file), is an
+error without ``--force``; the temporary files a killed writer left are removed. An image
+predicted in several bands (tiled) keeps its finished bands in
 ``OUT_DIR/.partial/<sample_id>/`` until its TIFFs are written, so an interrupted run
 resumes at the first unfinished row of tiles.
 """
@@ -32,7 +35,9 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.inference.model import load_model
 from tinyseg_cli.inference.predict import TileOptions
 from tinyseg_cli.inference.stream import Ensemble, image_bands, make_ensemble, plan_image
+from tinyseg_cli.io.atomic import check_distinct, check_location
 from tinyseg_cli.io.image_rows import ImageRows, image_info
+from tinyseg_cli.io.paths import check_file_name, name_limit, undecodable
 from tinyseg_cli.io.predictions import (
     RowReader,
     Staging,
@@ -72,7 +77,6 @@ class Target:
     probs: Path | None
     record: dict[str, Any]
     done: bool = False
-    broken: bool = False  # an unreadable or truncated output is there: predicted again
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,11 @@ def _stdin_refs(data: bytes, split: str | None) -> tuple[dict[str, MapRef], bool
     if data.startswith(TABLE_MAGIC):
         return manifest_maps(read_table_bytes(data, "<stdin>", ""), "-", ("image",), split), True
     refs: dict[str, MapRef] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            path = Path(line.strip())
-            _add(refs, {path.stem: MapRef(path.stem, path)}, "<stdin>")
+    for number, line in enumerate(data.splitlines(), 1):
+        if line.strip():  # decoded as the file system does: any file name is found
+            path = Path(os.fsdecode(line.strip()))
+            origin = f"<stdin>: line {number}"
+            _add(refs, {path.stem: MapRef(path.stem, path, origin=origin)}, "<stdin>")
     if not refs:
         raise TinysegError("<stdin>: empty input, expected image paths (one per line) or a table")
     return refs, False
@@ -137,18 +142,18 @@ def gather_inputs(inputs: Sequence[str], split: str | None, stdin: BinaryIO) -> 
             manifests += 1
         else:
             found = resolve_maps(spec, columns=("image",))
+        if not found:  # folders, globs and paths on stdin fail on their own when empty
+            raise TinysegError(f"{'<stdin>' if spec == '-' else spec}: the manifest holds no image")
         _add(refs, found, "<stdin>" if spec == "-" else spec)
     if split is not None and not manifests:
         raise TinysegError(f"--split {split}: no manifest among the inputs")
     return list(refs.values())
 
 
-def _check_sample_id(sample_id: str) -> None:
-    """Sample ids name output files: they must stay inside OUT_DIR (SPEC §9)."""
-    if not sample_id or sample_id.startswith(".") or any(c in sample_id for c in "/\\\0"):
-        raise TinysegError(
-            f"sample id {sample_id!r} cannot name an output file (no '/', '\\', or leading '.')"
-        )
+def _check_sample_id(ref: MapRef, limit: int) -> None:
+    """Sample ids name output files: one printable name, short enough for the file
+    system, inside OUT_DIR (SPEC §9); the message names the manifest row or the file."""
+    check_file_name(ref.sample_id, ref.where, ".tif", limit)
 
 
 def run_key(ensemble: Ensemble, tiles: TileOptions) -> dict[str, Any]:
@@ -187,14 +192,41 @@ def _same(found: dict[str, Any], record: dict[str, Any]) -> bool:
     return strip(found) == strip(record)
 
 
+def _check_ours(path: Path) -> None:
+    """An existing output must be a prediction TIFF of tinyseg. Its writes are atomic, so an
+    empty, unreadable or cut-short file, or a TIFF without its record, is someone else's:
+    not replaced without --force."""
+    if not os.path.lexists(path):
+        return
+    if path.is_dir():
+        raise TinysegError(f"{path}: is a folder where a prediction goes (remove it)")
+    found = read_record(path)
+    if found:
+        return
+    if path.stat().st_size == 0:
+        why = "an empty file"
+    elif found is None:
+        why = "not a readable TIFF"
+    else:
+        why = "a TIFF without tinyseg's record"
+    raise TinysegError(
+        f"{path}: already exists and is {why}, not a prediction of tinyseg (pass --force to "
+        "overwrite it)"
+    )
+
+
 def _status(target: Target, force: bool) -> Target:
-    """Done (same record), to do, or broken (unreadable: redone); another run's file fails."""
-    if force or not target.labels.exists():
+    """Done (same record) or to do; another run's file, or a file that is not a prediction
+    of tinyseg, fails without ``force``."""
+    if force:
+        return target
+    for path in (target.labels, target.probs):
+        if path is not None:
+            _check_ours(path)
+    if not target.labels.exists():
         return target
     found = read_record(target.labels)
-    if found is None:
-        return replace(target, broken=True)
-    if not _same(found, target.record):
+    if found is None or not _same(found, target.record):
         raise TinysegError(
             f"{target.labels}: already exists and was not made from the same checkpoint, "
             "image and options (pass --force to overwrite)"
@@ -212,7 +244,10 @@ def _check_table(path: Path, key: dict[str, Any], force: bool) -> None:
     try:
         found = table_metadata(pq.read_schema(path).empty_table()).get("run")
     except (OSError, pa.ArrowException):
-        found = None
+        raise TinysegError(
+            f"{path}: already exists and is not a Parquet table, not one of tinyseg (pass "
+            "--force to overwrite it)"
+        ) from None
     if found != key:
         raise TinysegError(
             f"{path}: already exists and lists another run's predictions (pass --force to "
@@ -226,15 +261,23 @@ def prepare(
     out_dir: Path,
     options: InferOptions,
     part: tuple[int, int] = (0, 1),
+    sources: Sequence[str | Path] = (),
 ) -> InferJob:
-    """Check every input and existing output before any work starts."""
+    """Check every input and existing output before any work starts; ``sources`` are the
+    inputs as given (a manifest that no output may overwrite)."""
+    limit = name_limit(out_dir)
+    for ref in refs:  # names first, in input order: they fail without reading any image
+        _check_sample_id(ref, limit)
     chosen = shard(refs, *part)
     if not chosen:
-        raise TinysegError(f"shard {part[0]}/{part[1]} holds no image")
+        if part == (0, 1):
+            raise TinysegError("the inputs hold no image")
+        raise TinysegError(f"shard {part[0]}/{part[1]} holds no image (of {len(refs)})")
     key = run_key(ensemble, options.tiles)
     targets = []
     for ref in chosen:
-        _check_sample_id(ref.sample_id)
+        if undecodable(_image_column(ref.path, out_dir)):  # the table stores it as text
+            raise TinysegError(f"{ref.path}: the path is not valid UTF-8 (rename its folder)")
         info = image_info(ref.path, ensemble.channels, ref.roi)
         shape = (info.height, info.width)
         plan_image(ensemble, *shape, options.tiles)  # tile options that cannot work fail here
@@ -248,11 +291,23 @@ def prepare(
             probs,
             _record(key, ref, shape),
         )
-        targets.append(_status(target, options.force))
+        targets.append(target)
     name = (
         "predictions.parquet" if part == (0, 1) else f"predictions-{part[0]}-of-{part[1]}.parquet"
     )
     table = out_dir / name
+    outputs = [path for target in targets for path in (target.labels, target.probs) if path]
+    # before _status: an input in OUT_DIR is not a foreign file that --force may overwrite
+    check_distinct(
+        {"-o": [*outputs, table]},
+        {
+            "INPUT": [*sources, *(ref.path for ref in refs)],
+            "--checkpoint": [m.path for m in ensemble.models],
+        },
+    )
+    for path in (*outputs, table):
+        check_location(path, "-o")
+    targets = [_status(target, options.force) for target in targets]
     _check_table(table, key, options.force)
     return InferJob(ensemble, targets, out_dir, options, key, table)
 
@@ -323,13 +378,17 @@ def run(job: InferJob, on_band: Callable[[str], None] = lambda _: None) -> Infer
     return InferResult(rows, predicted, len(job.targets) - predicted, tiled)
 
 
+def _image_column(image: Path, out_dir: Path) -> str:
+    """The image's path in the predictions table: relative to the table's folder."""
+    return Path(os.path.relpath(image.resolve(), out_dir.resolve())).as_posix()
+
+
 def _row(job: InferJob, target: Target, mode: str) -> dict[str, Any]:
     roi = target.roi or (None, None, None, None)
-    relative = os.path.relpath(target.image.resolve(), job.out_dir.resolve())
     probs = None if target.probs is None else target.probs.relative_to(job.out_dir).as_posix()
     return {
         "sample_id": target.sample_id,
-        "image": Path(relative).as_posix(),
+        "image": _image_column(target.image, job.out_dir),
         "prediction": target.labels.name,
         "probs": probs,
         "height": target.shape[0],

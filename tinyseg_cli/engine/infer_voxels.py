@@ -26,6 +26,7 @@ from tinyseg_cli.engine.checkpoint import load_checkpoint
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.inference.voxels import tile_probs
 from tinyseg_cli.io.classmap import ClassMap
+from tinyseg_cli.io.paths import check_file_name, name_limit
 from tinyseg_cli.io.voxels import (
     POINTS_NAME,
     Tiles,
@@ -258,6 +259,9 @@ def las_outputs(
     """Per scene: (source file, OUT_DIR/<scene>.las or .laz like the source)."""
     sources = scene_sources(source)
     out = {}
+    limit = name_limit(out_dir)
+    for scene in scenes:  # scene names come from the table: they must name a file here
+        check_file_name(scene, str(source.table), ".laz", limit, "scene")
     for scene in scenes:
         if scene not in sources:
             raise TinysegError(f"{source.table}: no source file recorded for scene {scene!r}")

@@ -15,6 +15,7 @@ from typing import Any
 from tinyseg_cli.engine.split_assign import Assignment
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.atomic import STDIO, atomic_path
+from tinyseg_cli.io.paths import not_a_file
 
 Splits = list[dict[str, list[str]]]
 
@@ -23,7 +24,7 @@ def read_splits(path: str) -> Splits:
     """A ``splits_final.json``, checked for its shape: a non-empty list of train/val lists."""
     p = Path(path)
     if not p.is_file():
-        raise TinysegError(f"{p}: no such file")
+        raise not_a_file(p)
     try:
         value = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -11,6 +11,7 @@ Every random number is drawn in the parent process, in a fixed order, from
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -53,6 +54,34 @@ class Options:
     tolerance: float = 0.10
     max_patches: int | None = None
     positive_fraction: float = 0.5
+
+
+# Peak bytes per patch row on top of its class counts and path texts: the draw arrays,
+# their placement, sort orders and the table's numeric columns (measured ~290 bytes a row
+# with 2 classes and 26 characters of paths).
+ROW_BYTES = 256
+
+
+def patch_rows(options: Options, n_targets: int, n_images: int) -> int:
+    """Rows of the patch table ``options`` ask for (equal-pixels: at least), given the
+    classes drawn for and the images (with ``per_image``)."""
+    rows = options.samples * options.draws
+    if options.strategy == "equal-samples":
+        rows *= max(1, n_targets)
+    return rows * (n_images if options.per_image else 1)
+
+
+def memory_needed(rows: int, n_classes: int, path_chars: int) -> int:
+    """Bytes that drawing and writing ``rows`` patches takes at its peak, about."""
+    return rows * (ROW_BYTES + 24 * n_classes + 2 * path_chars)
+
+
+def physical_memory() -> int | None:
+    """The machine's memory in bytes, when the system says."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def default_targets(strategy: str, n_classes: int) -> tuple[int, ...]:
@@ -119,7 +148,13 @@ def _pool_sizes(surveys: Surveys, quota: Quota) -> np.ndarray:
 
 
 def check_feasible(surveys: Surveys, class_map: ClassMap, options: Options, size: int) -> None:
-    """A class drawn for must have a candidate somewhere (binary: a patch without it too)."""
+    """A class drawn for must have a candidate somewhere (binary: a patch without it too),
+    and some pixel must be labelled (patches of ignored pixels train nothing)."""
+    if not surveys.pixels.any():
+        raise TinysegError(
+            f"no labelled pixel in the {len(surveys.pixels)} training rows: every mask pixel "
+            "(inside the ROIs) is the ignore label"
+        )
     for c in options.targets:
         if not surveys.candidates[:, c].any():
             raise TinysegError(

@@ -20,6 +20,7 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.image_rows import image_size
 from tinyseg_cli.io.palette import Palette
+from tinyseg_cli.io.paths import not_a_file
 from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.tables import read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
@@ -112,7 +113,7 @@ def survey_samples(
     for sample in samples:  # before any work starts (SPEC §9)
         for path in (sample.image, sample.mask):
             if not path.is_file():
-                raise TinysegError(f"{path}: no such file (sample {sample.sample_id!r})")
+                raise TinysegError(f"{not_a_file(path)} (sample {sample.sample_id!r})")
     found = parallel_map(partial(survey_sample, settings=settings), samples, jobs, on_done)
     width = max([settings.n_classes or 0, *(s.pixels.size for s in found)])
     pixels = np.zeros((len(found), width), np.int64)

@@ -110,8 +110,9 @@ def check_files(manifest: Manifest) -> None:
             continue
         for row, path in enumerate(paths):
             if path is None or not path.is_file():
+                found = "is a folder, expected a file" if path and path.is_dir() else "no such file"
                 raise TinysegError(
-                    f"{path}: no such file ({column} of row {row}, sample "
+                    f"{path}: {found} ({column} of row {row}, sample "
                     f"{manifest.refs[row].sample_id!r})"
                 )
 

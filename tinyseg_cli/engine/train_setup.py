@@ -4,6 +4,7 @@ so the training loop and its data workers can trust them (SPEC §9)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -21,7 +22,7 @@ from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_cla
 from tinyseg_cli.io.images import read_image
 from tinyseg_cli.io.palette import Palette, load_palette
 from tinyseg_cli.io.rasters import open_label_map
-from tinyseg_cli.io.tables import read_table, table_metadata
+from tinyseg_cli.io.tables import integer_column, read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.models import IMAGENET_MEAN, IMAGENET_STD
 
@@ -174,6 +175,11 @@ def prepare(options: TrainOptions, jobs: int = 1) -> Any:
     infos = _inspect(train + val, options, palette, len(source_classes), jobs)
     shapes = {sid: info[0] for sid, info in infos.items()}
     train_pixels = sum((infos[s.sample_id][1].pixels for s in train), np.zeros(1, np.int64))
+    if not train_pixels.any():  # a loss of 0 from step 1: nothing would be learnt
+        raise TinysegError(
+            f"{options.manifest}: no labelled pixel in the {len(train)} training rows: every "
+            f"mask pixel (inside the ROIs) is the ignore label {options.ignore_index}"
+        )
     class_map, binary_index, pixels = _output_classes(options, source_classes, train_pixels)
     _check_sizes(train, infos, options)
     mean, std = _normalisation(options, [infos[s.sample_id][1] for s in train])
@@ -320,7 +326,13 @@ def read_class_weights(options: TrainOptions, class_map: ClassMap) -> list[float
             f"the network predicts ({', '.join(class_map.names)})"
             + (" — make them with 'classweights --binary'" if options.binary else "")
         )
-    indices = table["class_index"].to_pylist()
+    indices = integer_column(table, "class_index", options.class_weights, minimum=0)[0].tolist()
+    for row, weight in enumerate(table["weight"].to_pylist()):
+        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
+            raise TinysegError(
+                f"{options.class_weights}: row {row}: weight is {weight!r} (expected a finite "
+                "number >= 0)"
+            )
     if sorted(indices) != list(range(len(class_map))):
         raise TinysegError(
             f"{options.class_weights}: expected one weight per class 0..{len(class_map) - 1}"
@@ -341,23 +353,26 @@ def _patch_table(
         missing = ", ".join(sorted(needed - set(table.column_names)))
         raise TinysegError(f"{spec}: not a patch table (missing columns {missing})")
     by_id = {sample.sample_id: sample for sample in train}
-    rows = table.to_pylist()
+    box = [integer_column(table, c, spec, minimum=int(c in "hw"))[0] for c in ("y", "x", "h", "w")]
+    draw = np.zeros(table.num_rows, np.int64)  # no draw column (or an empty draw): draw 0
+    if "draw" in table.column_names:
+        draw = integer_column(table, "draw", spec, minimum=0, nullable=True)[0]
     draws: dict[int, list[Patch]] = {}
-    for index, row in enumerate(rows):
-        sample = by_id.get(str(row["sample_id"]))
+    for index, sample_id in enumerate(table["sample_id"].to_pylist()):
+        sample = by_id.get(str(sample_id))
         if sample is None:
             raise TinysegError(
-                f"{spec}: row {index}: sample {row['sample_id']!r} is not a training row of "
+                f"{spec}: row {index}: sample {sample_id!r} is not a training row of "
                 f"{options.manifest} (patches from val/test rows would leak)"
             )
-        patch = Patch(sample, int(row["y"]), int(row["x"]), int(row["h"]), int(row["w"]))
+        patch = Patch(sample, *(int(values[index]) for values in box))
         height, width = shapes[sample.sample_id]
         if min(patch.y, patch.x) < 0 or patch.y + patch.h > height or patch.x + patch.w > width:
             raise TinysegError(
                 f"{spec}: row {index}: patch (y={patch.y}, x={patch.x}, {patch.h}×{patch.w}) "
                 f"outside image {sample.image.name} of {height}×{width}"
             )
-        draws.setdefault(int(row.get("draw") or 0), []).append(patch)
+        draws.setdefault(int(draw[index]), []).append(patch)
     if not draws:
         raise TinysegError(f"{spec}: patch table has no rows")
     sizes = {(p.h, p.w) for patches in draws.values() for p in patches}

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.tables import integer_column
 
 VOXEL_COLUMNS = frozenset({"scene", "vx", "vy", "vz", "label", "n_points"})
 READ_COLUMNS = ("scene", "label", "n_points")
@@ -45,7 +46,7 @@ def count_voxels(
     chosen = np.unique(scene_of[train])[part[0] :: part[1]]
     if not chosen.size:
         raise TinysegError(f"{name}: shard {part[0]}/{part[1]} holds no scene")
-    labels = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
+    labels = integer_column(table, "label", name)[0]
     keep = train & np.isin(scene_of, chosen) & (labels != IGNORE)
     if ignore_index is not None:
         keep &= labels != ignore_index
@@ -54,7 +55,8 @@ def count_voxels(
     sample = np.searchsorted(chosen, scene_of[keep])
     weights = None
     if unit == "points":
-        weights = table["n_points"].to_numpy(zero_copy_only=False)[keep].astype(np.float64)
+        points = integer_column(table, "n_points", name, minimum=1, noun="counts")[0]
+        weights = points[keep].astype(np.float64)
     # float64 weights stay exact up to 2**53 points per class
     cells = np.bincount(sample * size + labels[keep], weights, minlength=len(chosen) * size)
     return np.rint(cells).astype(np.int64).reshape(len(chosen), size)

@@ -142,6 +142,11 @@ def prepare_voxels(options: TrainOptions, path: Path) -> VoxelPlan:
         notes.append(f"{path}: no rows with split == val: nothing validates")
         val = None
     voxels = _check_labels(path, train, len(class_map))
+    if not voxels.any():  # a loss of 0 from step 1: nothing would be learnt
+        raise TinysegError(
+            f"{path}: no labelled voxel in the {len(train)} training tiles: every label is "
+            f"{IGNORE} (ignored)"
+        )
     if val is not None:
         _check_labels(path, val, len(class_map))
     mean, std = _normalisation(train)

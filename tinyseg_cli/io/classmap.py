@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.paths import not_a_file
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def parse_class_map(spec: str) -> ClassMap:
     path = Path(spec)
     if path.suffix.lower() == ".json":
         if not path.is_file():
-            raise TinysegError(f"{path}: no such file")
+            raise not_a_file(path)
         try:
             return _from_json_value(json.loads(path.read_text()), str(path))
         except json.JSONDecodeError as error:

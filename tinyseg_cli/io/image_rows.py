@@ -11,14 +11,19 @@ their dtype's maximum).
 from __future__ import annotations
 
 import mmap
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.images import as_unit_float, fit_channels
+from tinyseg_cli.errors import TinysegError, library_reason
+from tinyseg_cli.io.images import as_unit_float, check_finite, fit_channels
+from tinyseg_cli.io.paths import not_a_file
 from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi, read_raster
+
+CHECK_ROWS = 256  # rows of a float image checked for NaN at a time
 
 
 @dataclass(frozen=True)
@@ -41,17 +46,20 @@ def _layout(shape: tuple[int, ...], path: Path) -> tuple[bool, int, int, int]:
     raise TinysegError(f"{path}: expected an image of 2 or 3 dimensions, found {len(shape)}")
 
 
-def _header_shape(path: Path) -> tuple[int, ...]:
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the stored array, from the header alone; a file cut short fails
+    here too, where its size says so without decoding (SPEC §9: before any work)."""
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise TinysegError(f"{path}: no such file")
+        raise not_a_file(path)
     if suffix not in RASTER_SUFFIXES:
         raise TinysegError(
             f"{path}: unsupported image format {suffix!r} (expected TIFF, PNG or NPY)"
         )
     try:
-        if suffix == ".npy":
-            return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
+        if suffix == ".npy":  # np.load checks the data's length against the header
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return tuple(array.shape), array.dtype
         if suffix == ".png":
             from PIL import Image
 
@@ -60,21 +68,60 @@ def _header_shape(path: Path) -> tuple[int, ...]:
                     raise ValueError(f"content is {image.format}, not PNG")
                 bands = len(image.getbands())
                 width, height = image.size
-            return (height, width) if bands == 1 else (height, width, bands)
+                wide = image.mode.startswith("I")
+            _check_png_chunks(path)
+            shape = (height, width) if bands == 1 else (height, width, bands)
+            return shape, np.dtype(np.int32 if wide else np.uint8)  # PNG holds integers only
         import tifffile
 
         with tifffile.TiffFile(path) as tiff:
             if not tiff.series:
                 raise ValueError("no image in the file")
-            return tuple(tiff.series[0].shape)
+            series = tiff.series[0]
+            _check_tiff_extent(series, path)
+            return tuple(series.shape), series.dtype
+    except TinysegError:
+        raise
     except Exception as error:  # each library raises its own types for corrupt files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from None
+        reason = library_reason(error)
+        raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from error
+
+
+def _check_png_chunks(path: Path) -> None:
+    """A PNG whose chunks run past its end, or that ends before its IEND chunk, was cut
+    short: a walk over the chunk headers, not a decode."""
+    size = path.stat().st_size
+    offset = 8  # the signature
+    with open(path, "rb") as handle:
+        while offset + 8 <= size:
+            handle.seek(offset)
+            length, kind = struct.unpack(">I4s", handle.read(8))
+            offset += 12 + length  # length, type, data, CRC
+            if kind == b"IEND":
+                break
+        else:
+            offset = size + 1
+    if offset > size:
+        raise TinysegError(f"{path}: truncated PNG file ({size} bytes; its chunks end later)")
+
+
+def _check_tiff_extent(series: Any, path: Path) -> None:
+    """A TIFF whose pixel data reaches past its end was cut short."""
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None:  # tifffile's placeholder for a page it could not read
+            continue
+        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=True) if c]
+        if ends and max(ends) > size:
+            raise TinysegError(
+                f"{path}: truncated TIFF file ({size} bytes; its pixel data ends at byte "
+                f"{max(ends)})"
+            )
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """Height and width of an image from its header (PNG and TIFF are not decoded)."""
-    _, height, width, _ = _layout(_header_shape(path), path)
+    _, height, width, _ = _layout(_header(path)[0], path)
     return height, width
 
 
@@ -96,8 +143,12 @@ def check_roi(roi: Roi | None, height: int, width: int, path: Path) -> None:
 
 
 def image_info(path: Path, channels: int, roi: Roi | None = None) -> ImageInfo:
-    """Probe ``path`` without decoding it; fail early on channels or a ROI that cannot work."""
-    _, height, width, have = _layout(_header_shape(path), path)
+    """Probe ``path`` without decoding it; fail early on its type, channels or a ROI that
+    cannot work."""
+    shape, dtype = _header(path)
+    if dtype.kind not in "buif":
+        raise TinysegError(f"{path}: unsupported image dtype {dtype} (expected integers or floats)")
+    _, height, width, have = _layout(shape, path)
     check_channels(have, channels, path)
     check_roi(roi, height, width, path)
     if roi is not None:
@@ -118,6 +169,20 @@ class ImageRows:
         self.raw = raw if raw.ndim == 3 or self.planar else raw[:, :, None]
         self.y0, self.x0 = (roi[0], roi[1]) if roi else (0, 0)
         self.height, self.width = (roi[2] - roi[0], roi[3] - roi[1]) if roi else (height, width)
+        if raw.dtype.kind == "f":
+            self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Fail on a float image's first NaN or infinite pixel inside the ROI before any of
+        it is predicted; read in blocks of rows, never the whole image as floats."""
+        cols = slice(self.x0, self.x0 + self.width)
+        for start in range(0, self.height, CHECK_ROWS):
+            rows = slice(self.y0 + start, self.y0 + min(self.height, start + CHECK_ROWS))
+            if self.planar:
+                block = np.moveaxis(np.asarray(self.raw[:, rows, cols]), 0, -1)
+            else:
+                block = np.asarray(self.raw[rows, cols])
+            check_finite(block.astype(np.float32), self.path, (rows.start, self.x0))
 
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Pixels at ``rows`` × ``cols`` (indices inside the ROI) as (h, w, C) float32."""

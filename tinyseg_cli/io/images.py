@@ -30,24 +30,37 @@ def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndar
                 f"{raw.shape[0]}×{raw.shape[1]}"
             )
         raw = raw[y0:y1, x0:x1]
-    image = as_unit_float(np.asarray(raw), path)
+    image = as_unit_float(np.asarray(raw), path, roi[:2] if roi else (0, 0))
     if image.ndim == 2:
         image = image[:, :, None]
     return fit_channels(image, channels, path)
 
 
-def as_unit_float(raw: np.ndarray, path: Path) -> np.ndarray:
-    """Pixel values scaled to [0, 1] by their dtype's maximum (floats kept, checked finite)."""
+def as_unit_float(raw: np.ndarray, path: Path, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Pixel values scaled to [0, 1] by their dtype's maximum (floats kept, checked finite;
+    ``origin`` is the file position of ``raw``'s first pixel, for the message)."""
     if raw.dtype == np.bool_:
         return raw.astype(np.float32)
     if np.issubdtype(raw.dtype, np.integer):
         return raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
     if np.issubdtype(raw.dtype, np.floating):
         image = raw.astype(np.float32)
-        if not np.isfinite(image).all():
-            raise TinysegError(f"{path}: image holds NaN or infinite values")
+        check_finite(image, path, origin)
         return image
     raise TinysegError(f"{path}: unsupported image dtype {raw.dtype}")
+
+
+def check_finite(pixels: np.ndarray, path: Path, origin: tuple[int, int] = (0, 0)) -> None:
+    """Fail on the first NaN or infinite pixel, row by row, of ``pixels`` (H, W[, C]) whose
+    first pixel is at ``origin`` in the file: ``IMAGE: pixel (y=3, x=7) is NaN``."""
+    bad = ~np.isfinite(pixels)
+    if bad.ndim == 3:
+        bad = bad.any(axis=2)
+    if not bad.any():
+        return
+    y, x = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    what = "NaN" if np.isnan(pixels[y, x]).any() else "infinite"
+    raise TinysegError(f"{path}: pixel (y={origin[0] + y}, x={origin[1] + x}) is {what}")
 
 
 def fit_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
+from tinyseg_cli.io.paths import not_a_file
 
 RGB = ("red", "green", "blue")
 WRITE_CHUNK = 1_000_000  # points per chunk when copying a file
@@ -55,7 +56,7 @@ def read_header(path: str | Path) -> LasInfo:
 
     p = Path(path)
     if not p.is_file():
-        raise TinysegError(f"{p}: no such file")
+        raise not_a_file(p)
     try:
         with laspy.open(p) as reader:
             header = reader.header
@@ -142,8 +143,7 @@ def _laz_backend(parallel: bool = False):
 
 
 def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return library_reason(error)
 
 
 def write_with_dimension(source: Path, target: Path, name: str, values: np.ndarray) -> None:

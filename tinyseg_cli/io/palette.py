@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.paths import not_a_file
 
 
 class UnknownColour(TinysegError):
@@ -80,7 +81,7 @@ def load_palette(path: str | Path) -> Palette:
     """Read a palette JSON file (see the module docstring)."""
     p = Path(path)
     if not p.is_file():
-        raise TinysegError(f"{p}: no such file")
+        raise not_a_file(p)
     try:
         entries = json.loads(p.read_text())
     except json.JSONDecodeError as error:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.las import LasInfo, first_line, read_header, require_dimension
+from tinyseg_cli.io.paths import check_storable, visible
 from tinyseg_cli.io.sources import GLOB_CHARACTERS
 from tinyseg_cli.io.tables import file_metadata, file_schema, is_table_path
 
@@ -64,7 +65,7 @@ def _is_point_table(path: Path) -> bool:
 def _las_files(spec: str) -> list[Path]:
     path = Path(spec)
     if path.is_dir():
-        candidates = sorted(path.iterdir())
+        candidates = sorted(entry for entry in path.iterdir() if visible(entry))
     elif GLOB_CHARACTERS & set(spec) and not path.exists():
         candidates = sorted(Path(match) for match in glob.glob(spec))
     else:
@@ -109,6 +110,7 @@ def open_points(
     for file in files:
         info = read_header(file)
         require_dimension(info, dimension, f"the {role} labels", f"; see --{_option(role)}")
+        check_storable(file.stem, str(file), "scene names")
         if file.stem in scenes:
             raise TinysegError(
                 f"{file}: scene {file.stem!r} (the file stem) is also {scenes[file.stem].source}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def fingerprint(path: str | Path) -> dict[str, object]:
         for child in sorted(p.iterdir()):
             if child.is_file():
                 stat = child.stat()
-                digest.update(f"{child.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                entry = f"{child.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+                digest.update(os.fsencode(entry))  # any file name, UTF-8 or not
                 count += 1
                 size += stat.st_size
         return {"path": str(p), "files": count, "bytes": size, "listing_sha256": digest.hexdigest()}

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.io.palette import Palette, UnknownColour
+from tinyseg_cli.io.paths import not_a_file
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".npy"})
 Role = Literal["truth", "prediction"]
@@ -26,7 +27,7 @@ def read_raster(path: Path) -> np.ndarray:
     """The raw array of a TIFF, PNG or NPY file; memory-mapped when possible."""
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise TinysegError(f"{path}: no such file")
+        raise not_a_file(path)
     try:
         if suffix == ".npy":
             return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -44,8 +45,8 @@ def read_raster(path: Path) -> np.ndarray:
     except TinysegError:
         raise
     except Exception as error:  # each library raises its own types for corrupt files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from None
+        reason = library_reason(error)
+        raise TinysegError(f"{path}: unreadable {suffix[1:].upper()} file ({reason})") from error
     raise TinysegError(f"{path}: unsupported format {suffix!r} (expected TIFF, PNG or NPY)")
 
 

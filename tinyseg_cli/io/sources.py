@@ -10,11 +10,13 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.paths import check_storable, visible
 from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi
-from tinyseg_cli.io.tables import is_table_path, read_table, resolve_table_path
+from tinyseg_cli.io.tables import integer_column, is_table_path, read_table, resolve_table_path
 
 ROI_COLUMNS = ("y0", "x0", "y1", "x1")
 GLOB_CHARACTERS = frozenset("*?[")
@@ -27,6 +29,12 @@ class MapRef:
     sample_id: str
     path: Path
     roi: Roi | None = None
+    origin: str | None = None  # where the sample was named, for messages: "MANIFEST: row 4"
+
+    @property
+    def where(self) -> str:
+        """The manifest row (or the file) that named this sample, for messages."""
+        return self.origin or str(self.path)
 
 
 def _by_stem(paths: list[Path], source: str) -> dict[str, MapRef]:
@@ -34,6 +42,7 @@ def _by_stem(paths: list[Path], source: str) -> dict[str, MapRef]:
     for path in sorted(paths):
         if path.suffix.lower() not in RASTER_SUFFIXES or not path.is_file():
             continue
+        check_storable(path.stem, str(path))
         if path.stem in found:
             raise TinysegError(
                 f"{source}: two files for sample {path.stem!r}: {found[path.stem].path.name} "
@@ -45,16 +54,35 @@ def _by_stem(paths: list[Path], source: str) -> dict[str, MapRef]:
     return found
 
 
-def _roi(row: dict, source: str, index: int) -> Roi | None:
-    values = [row.get(column) for column in ROI_COLUMNS]
-    if all(value is None for value in values):
-        return None
-    if any(value is None for value in values):
+def manifest_rois(table: pa.Table, source: str) -> list[Roi | None]:
+    """Each row's ROI (None: the whole image), checked for the whole table before any work:
+    y0, x0, y1, x1 all empty or all integers >= 0 (no NaN, fraction or text), y0 < y1 and
+    x0 < x1."""
+    columns = []
+    for column in ROI_COLUMNS:
+        if column in table.column_names:
+            columns.append(integer_column(table, column, source, minimum=0, nullable=True))
+        else:
+            columns.append((np.zeros(table.num_rows, np.int64), np.zeros(table.num_rows, bool)))
+    values = np.stack([v for v, _ in columns], axis=1)
+    given = np.stack([p for _, p in columns], axis=1)
+    partial = given.any(axis=1) & ~given.all(axis=1)
+    if partial.any():
+        index = int(np.argmax(partial))
         raise TinysegError(f"{source}: row {index}: ROI needs all of y0, x0, y1, x1")
-    y0, x0, y1, x1 = (int(value) for value in values)  # type: ignore[arg-type]
-    if not (0 <= y0 < y1 and 0 <= x0 < x1):
-        raise TinysegError(f"{source}: row {index}: empty or negative ROI ({y0}, {x0}, {y1}, {x1})")
-    return (y0, x0, y1, x1)
+    y0, x0, y1, x1 = values.T
+    empty = given.all(axis=1) & ((y0 >= y1) | (x0 >= x1))
+    if empty.any():
+        index = int(np.argmax(empty))
+        box = ", ".join(f"{c}={v}" for c, v in zip(ROI_COLUMNS, values[index], strict=True))
+        raise TinysegError(
+            f"{source}: row {index}: empty ROI ({box}): expected y0 < y1 and x0 < x1"
+        )
+    whole = given.all(axis=1)
+    return [
+        (int(y0[i]), int(x0[i]), int(y1[i]), int(x1[i])) if whole[i] else None
+        for i in range(table.num_rows)
+    ]
 
 
 def manifest_maps(
@@ -71,15 +99,16 @@ def manifest_maps(
         raise TinysegError(f"{source}: manifest needs a column {' or '.join(map(repr, columns))}")
     if "sample_id" not in table.column_names:
         raise TinysegError(f"{source}: manifest needs a 'sample_id' column")
-    rows = table.to_pylist()
+    rois = manifest_rois(table, source)
+    rows = list(enumerate(table.to_pylist()))  # row numbers of the whole table, for messages
     if split is not None:
         if "split" not in table.column_names:
             raise TinysegError(f"{source}: --split {split} given but the manifest has no 'split'")
-        rows = [row for row in rows if row["split"] == split]
+        rows = [(index, row) for index, row in rows if row["split"] == split]
         if not rows:
             raise TinysegError(f"{source}: no rows with split == {split!r}")
     found: dict[str, MapRef] = {}
-    for index, row in enumerate(rows):
+    for index, row in rows:
         sample_id, value = row["sample_id"], row[column]
         if sample_id is None or value is None:
             raise TinysegError(f"{source}: row {index}: empty sample_id or {column}")
@@ -87,7 +116,8 @@ def manifest_maps(
         if sample_id in found:
             raise TinysegError(f"{source}: sample {sample_id!r} appears twice")
         path = resolve_table_path(str(value), spec)
-        found[sample_id] = MapRef(sample_id, path, _roi(row, source, index))
+        roi = rois[index]
+        found[sample_id] = MapRef(sample_id, path, roi, f"{source}: row {index}")
     return found
 
 
@@ -104,12 +134,13 @@ def resolve_maps(
     if split is not None:
         raise TinysegError(f"{spec}: --split needs a manifest table")
     if path.is_dir():
-        return _by_stem(list(path.iterdir()), spec)
+        return _by_stem([entry for entry in path.iterdir() if visible(entry)], spec)
     if path.is_file():
         if path.suffix.lower() not in RASTER_SUFFIXES:
             raise TinysegError(
                 f"{spec}: unsupported file type (expected TIFF, PNG, NPY or a table)"
             )
+        check_storable(path.stem, spec)
         return {path.stem: MapRef(path.stem, path)}
     if GLOB_CHARACTERS & set(spec):
         matches = [Path(match) for match in glob.glob(spec)]

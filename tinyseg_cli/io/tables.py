@@ -13,13 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.io.atomic import STDIO, atomic_path
+from tinyseg_cli.io.paths import not_a_file
 
 META_PREFIX = "tinyseg."
 TABLE_SUFFIXES = frozenset({".parquet", ".pq", ".csv", ".arrow", ".feather", ".ipc"})
@@ -32,14 +35,17 @@ def is_table_path(path: str | Path) -> bool:
 
 def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
     """A table from bytes already read (a pipe), by its magic bytes; CSV by suffix or stdin."""
-    if data[:4] == b"PAR1":
-        return pq.read_table(io.BytesIO(data))
-    if data[:6] == b"ARROW1":
-        return pa_ipc.open_file(io.BytesIO(data)).read_all()
-    if data[:4] == b"\xff\xff\xff\xff":
-        return pa_ipc.open_stream(io.BytesIO(data)).read_all()
-    if suffix == ".csv" or name == "<stdin>":
-        return pa_csv.read_csv(io.BytesIO(data))
+    try:
+        if data[:4] == b"PAR1":
+            return pq.read_table(io.BytesIO(data))
+        if data[:6] == b"ARROW1":
+            return pa_ipc.open_file(io.BytesIO(data)).read_all()
+        if data[:4] == b"\xff\xff\xff\xff":
+            return pa_ipc.open_stream(io.BytesIO(data)).read_all()
+        if suffix == ".csv" or name == "<stdin>":
+            return pa_csv.read_csv(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise TinysegError(f"{name}: unreadable table ({library_reason(error)})") from error
     raise TinysegError(f"{name}: not a Parquet, Arrow or CSV table")
 
 
@@ -53,15 +59,14 @@ def read_table(path: str | Path) -> pa.Table:
     else:
         p = Path(path)
         if not p.is_file():
-            raise TinysegError(f"{p}: no such file")
+            raise not_a_file(p)
         data, name, suffix = p.read_bytes(), str(p), p.suffix.lower()
         if not data:
             raise TinysegError(f"{p}: empty file, expected a table")
     try:
         return read_table_bytes(data, name, suffix)
     except (pa.ArrowException, OSError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TinysegError(f"{name}: unreadable table ({first_line})") from None
+        raise TinysegError(f"{name}: unreadable table ({library_reason(error)})") from error
 
 
 def table_metadata(table: pa.Table) -> dict[str, Any]:
@@ -81,7 +86,7 @@ def file_schema(path: str | Path) -> pa.Schema:
     """The schema of a table file without reading its rows (Parquet and Arrow files)."""
     p = Path(path)
     if not p.is_file():
-        raise TinysegError(f"{p}: no such file")
+        raise not_a_file(p)
     try:
         with p.open("rb") as handle:
             magic = handle.read(6)
@@ -91,8 +96,7 @@ def file_schema(path: str | Path) -> pa.Schema:
             with pa.memory_map(str(p)) as source:
                 return pa_ipc.open_file(source).schema
     except (pa.ArrowException, OSError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TinysegError(f"{p}: unreadable table ({first_line})") from None
+        raise TinysegError(f"{p}: unreadable table ({library_reason(error)})") from error
     return read_table(p).schema  # CSV and Arrow streams have no footer to read alone
 
 
@@ -106,8 +110,7 @@ def read_columns(path: str | Path, columns: list[str]) -> pa.Table:
     try:
         return pq.read_table(path, columns=present)
     except (pa.ArrowException, OSError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TinysegError(f"{path}: unreadable table ({first_line})") from None
+        raise TinysegError(f"{path}: unreadable table ({library_reason(error)})") from error
 
 
 def file_metadata(path: str | Path) -> dict[str, Any]:
@@ -149,3 +152,88 @@ def resolve_table_path(value: str, table_path: str | Path) -> Path:
     if p.is_absolute() or str(table_path) == STDIO:
         return p
     return Path(table_path).parent / p
+
+
+INT64_LIMIT = 2**63  # values at or beyond it do not fit the int64 the counts are added in
+
+
+def integer_column(
+    table: pa.Table,
+    column: str,
+    name: str,
+    *,
+    minimum: int | None = None,
+    noun: str | None = None,
+    nullable: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column ``column`` of ``table`` as int64 values and a mask of the present ones, checked
+    row by row before any work (SPEC §9). Integer-valued floats and numeric text are
+    accepted; an empty value (unless ``nullable``), NaN, inf, a fraction, other text or a
+    value below ``minimum`` is an error naming the table, row, column and value, e.g.
+    ``counts.parquet: row 0: tp is 10.5 (counts must be integers)``. ``noun`` names what
+    the values are in that message ("counts"); without it, "expected an integer"."""
+    chunked = table[column]
+    kind = chunked.type
+    if pa.types.is_dictionary(kind):
+        chunked, kind = chunked.cast(kind.value_type), kind.value_type
+    present = pc.is_valid(chunked).to_numpy(zero_copy_only=False).astype(bool)
+    rows = len(present)
+    values = np.zeros(rows, np.int64)
+    bad = np.zeros(rows, bool)  # a value that is not an integer
+    shown: dict[int, str] = {}  # how a bad value is shown, for text
+    if pa.types.is_null(kind):
+        pass
+    elif pa.types.is_integer(kind):
+        values = chunked.fill_null(0).to_numpy().astype(np.int64)
+    elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        floats = chunked.cast(pa.float64()).fill_null(0).to_numpy().astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(floats) | (floats != np.floor(floats))
+            bad |= np.abs(floats) >= INT64_LIMIT
+        values = np.where(bad, 0, floats).astype(np.int64)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        for row, text in enumerate(chunked.to_pylist()):
+            if text is None:
+                continue
+            number = _integer_text(text)
+            if number is None:
+                bad[row], shown[row] = True, repr(text)
+            else:
+                values[row] = number
+    else:
+        raise TinysegError(f"{name}: column {column!r} holds {kind} values, expected integers")
+    bad &= present
+    low = present & ~bad & (values < minimum) if minimum is not None else np.zeros(rows, bool)
+    wrong = bad | low | (np.zeros(rows, bool) if nullable else ~present)
+    if not wrong.any():
+        return values, present
+    row = int(np.argmax(wrong))
+    if low[row]:
+        found = str(values[row])
+        rule = f"{noun} must be >= {minimum}" if noun else f"expected >= {minimum}"
+    else:
+        found = "empty" if not present[row] else shown.get(row) or _float_text(chunked[row])
+        rule = f"{noun} must be integers" if noun else "expected an integer"
+    raise TinysegError(f"{name}: row {row}: {column} is {found} ({rule})")
+
+
+def _integer_text(text: str) -> int | None:
+    """The integer written in ``text`` ("12", " 12 ", "12.0"), or None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not np.isfinite(number) or number != int(number) or abs(number) >= INT64_LIMIT:
+        return None
+    return int(number)
+
+
+def _float_text(value: pa.Scalar) -> str:
+    number = float(value.as_py())
+    if np.isnan(number):
+        return "NaN"
+    return repr(number) if np.isfinite(number) else ("inf" if number > 0 else "-inf")

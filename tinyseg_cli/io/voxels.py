@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.io.tables import table_metadata
 
 VOXELS_NAME, POINTS_NAME = "voxels.parquet", "points.parquet"
@@ -109,7 +109,7 @@ def scene_groups(path: Path) -> dict[str, list[int]]:
             for name in names:
                 groups.setdefault(str(name), []).append(group)
     except (pa.ArrowException, OSError) as error:
-        raise TinysegError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+        raise TinysegError(f"{path}: unreadable ({library_reason(error)})") from None
     return groups
 
 
@@ -146,9 +146,7 @@ def read_tiles(
     try:
         table, rows = _read_rows(path, [*columns, *(("split",) if split else ())], scene, groups)
     except (pa.ArrowException, OSError) as error:
-        raise TinysegError(
-            f"{path}: unreadable voxel table ({str(error).splitlines()[0]})"
-        ) from None
+        raise TinysegError(f"{path}: unreadable voxel table ({library_reason(error)})") from None
     if split is not None:
         mask = pc.equal(table["split"], split).to_numpy(zero_copy_only=False)
         table, rows = table.filter(pa.array(mask)), rows[mask]
@@ -193,4 +191,4 @@ def read_point_map(
             raise TinysegError(f"{path}: not a point map (no column {missing[0]!r})")
         return _read_rows(path, list(POINT_COLUMNS), scene, groups)[0]
     except (pa.ArrowException, OSError) as error:
-        raise TinysegError(f"{path}: unreadable point map ({str(error).splitlines()[0]})") from None
+        raise TinysegError(f"{path}: unreadable point map ({library_reason(error)})") from None

@@ -43,7 +43,8 @@ class Param:
         high = self.maximum if self.maximum is not None else math.inf
         bad = not math.isfinite(number) or number < low or number > high
         if bad or (self.positive and number <= 0):
-            rule = "> 0" if self.positive else f"in [{low:g}, {high:g}]"
+            rule = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+            rule = "> 0" if self.positive else rule
             raise TinysegError(
                 f"loss {loss}: {self.option}: expected a number {rule}, found {value}"
             )

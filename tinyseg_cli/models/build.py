@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.models.seed_networks import (
     DEFAULT_WIDTH,
     NETWORKS,
@@ -255,11 +255,10 @@ def _read_state_dict(path: Path) -> Mapping[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises pickle, zip and type errors alike
-        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise TinysegError(
             f"{path}: expected a state dict loadable with torch.load(weights_only=True), "
-            f"found a file that is not ({first})"
-        ) from None
+            f"found a file that is not ({library_reason(error)})"
+        ) from error
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]  # a tinyseg checkpoint
     if not isinstance(state, Mapping) or not all(

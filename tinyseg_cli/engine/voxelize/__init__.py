@@ -8,10 +8,9 @@ temporary folder inside the output folder, then each tile is quantised and aggre
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tinyseg_cli.engine.voxelize.passes import (
 from tinyseg_cli.engine.voxelize.reader import Scene, choose_features, open_scenes
 from tinyseg_cli.engine.voxelize.spill import BUFFERED_CHUNKS, TileSpill, record_dtype
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.atomic import output_folder
 from tinyseg_cli.io.classmap import ClassMap
 
 VOXELS, POINTS = "voxels.parquet", "points.parquet"
@@ -109,7 +109,7 @@ def voxelize(
     features = choose_features(options.features, scenes, warn)
     split_of = _split_of(scenes, options)
     tally = ClassTally()
-    with _output_dir(out_dir), tempfile.TemporaryDirectory(dir=out_dir, prefix=".spill-") as tmp:
+    with output_folder(out_dir), tempfile.TemporaryDirectory(dir=out_dir, prefix=".spill-") as tmp:
         dtype = record_dtype(len(features))
         buffer = BUFFERED_CHUNKS * options.chunk_size * dtype.itemsize
         spill = TileSpill(Path(tmp), dtype, buffer)
@@ -170,20 +170,6 @@ def _split_of(scenes: list[Scene], options: VoxelizeOptions) -> dict[str, str] |
     if missing:
         raise TinysegError(f"--splits: no split for scene {missing[0]!r} (scene = file stem)")
     return {scene.name: options.splits[scene.name] for scene in scenes}
-
-
-@contextlib.contextmanager
-def _output_dir(out_dir: Path) -> Iterator[None]:
-    """Create ``out_dir`` if needed; remove it again when the work fails and it is empty."""
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
-        raise
 
 
 def _kept_tiles(

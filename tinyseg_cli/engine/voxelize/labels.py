@@ -11,6 +11,7 @@ import numpy as np
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap
+from tinyseg_cli.io.paths import not_a_file
 
 IGNORE = -100  # the 3D ignore label (SPEC §2, §3)
 INT16 = (-(1 << 15), (1 << 15) - 1)
@@ -39,7 +40,7 @@ def parse_label_map(spec: str, class_map: ClassMap | None) -> LabelMap:
     if spec.lower().endswith(".json") or Path(spec).is_file():
         path = Path(spec)
         if not path.is_file():
-            raise TinysegError(f"{path}: no such file")
+            raise not_a_file(path)
         try:
             value = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from tinyseg_cli.engine.voxelize.labels import LabelMap, point_labels
 from tinyseg_cli.engine.voxelize.tiles import TileGrid
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.las import RGB, LasInfo, iter_chunks, read_header, require_dimension
+from tinyseg_cli.io.paths import check_storable
 
 XYZ = ("x", "y", "z")
 FEATURE_GROUPS = {"xyz": XYZ, "rgb": RGB, "intensity": ("intensity",)}
@@ -66,6 +68,7 @@ def open_scenes(
     present, unique scene names."""
     scenes: dict[str, Scene] = {}
     for path in paths:
+        check_storable(Path(path).stem, str(path), "scene names")
         info = read_header(path)
         require_dimension(info, label_dim, "the labels")
         name = info.path.stem
