@@ -400,3 +400,16 @@ def test_voxel_training_without_a_labelled_voxel_is_refused(cli, tmp_path: Path)
         "train", voxels.parent, "--channels", "4,8", "--workers", "0", "-o", tmp_path / "r"
     )
     assert_refused(result, 1, f"{voxels}: no labelled voxel", root=tmp_path, before=before)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_voxel_feature_is_refused_by_row(cli, tmp_path: Path, value: float):
+    voxels = write_voxels(tmp_path / "vox")
+    table = pq.read_table(voxels)
+    x = table["x"].to_numpy().copy()
+    x[3] = value
+    pq.write_table(table.set_column(table.column_names.index("x"), "x", pa.array(x)), voxels)
+    before = snapshot(tmp_path)
+    result = cli("train", voxels, "--channels", "4,8", "--workers", "0", "-o", tmp_path / "r")
+    expected = f"{voxels}: row 3: x is {value} (features must be finite)"
+    assert_refused(result, 1, expected, root=tmp_path, before=before)

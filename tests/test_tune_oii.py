@@ -231,16 +231,16 @@ def test_other_search_options_on_an_existing_dir_name_the_option(cli, split, tmp
 def test_bad_search_options_fail_before_training(cli, split, tmp_path, args, message):
     tune = tmp_path / "tune"
     result = cli("tune-oii", split, *TINY, *TVERSKY, *args, "-o", tune)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # usage errors
     assert message in result.output and len(result.output.strip().splitlines()) <= 2
     assert not list(tune.glob("step-*"))
 
 
 def test_loss_without_the_parameter_and_missing_oii_of(cli, split, tmp_path):
     ce = cli("tune-oii", split, *TINY, "--loss", "ce", "--oii-of", "pit", "-o", tmp_path / "a")
-    assert ce.exit_code == 1 and "loss ce has no such parameter" in ce.output
+    assert ce.exit_code == 2 and "loss ce has no such parameter" in ce.output
     several = cli("tune-oii", split, *TINY, "--loss", "tversky", "-o", tmp_path / "b")
-    assert several.exit_code == 1 and "--oii-of" in several.output
+    assert several.exit_code == 2 and "--oii-of" in several.output
     assert not (tmp_path / "b" / "step-1").exists()
 
 

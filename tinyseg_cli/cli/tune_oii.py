@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import FINITE, Json, Quiet, Verbose, in_range
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.atomic import check_distinct, check_output_dir
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ def tune_oii(
     searched = tune_settings.searched_param(options.loss, param, tie_beta, ctx.params)
     tune_settings.check_range(searched, low, high)
     if grid is None and (high - low) <= tol:
-        raise TinysegError(f"--tol {tol:g} is not smaller than the range {low:g},{high:g}")
+        raise UsageError(f"--tol {tol:g} is not smaller than the range {low:g},{high:g}")
     search = {
         "param": searched.name,
         "range": [low, high],

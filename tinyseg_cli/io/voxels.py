@@ -160,6 +160,13 @@ def read_tiles(
     firsts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, int)
     coords = np.stack([table[c].to_numpy()[order] for c in ("vx", "vy", "vz")], 1)
     feats = np.stack([table[c].to_numpy()[order] for c in features], 1).astype(np.float32)
+    bad = ~np.isfinite(feats)
+    if bad.any():  # would turn every loss and prediction into NaN
+        at, column = np.argwhere(bad)[0]
+        raise TinysegError(
+            f"{path}: row {int(rows[at])}: {features[column]} is {feats[at, column]} "
+            "(features must be finite)"
+        )
     found = None
     if labels:
         found = table["label"].to_numpy().astype(np.int64)[order]

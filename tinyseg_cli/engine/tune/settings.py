@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyseg_cli.engine.tune.search import Direction, OiiOf
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.atomic import atomic_path
 from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.losses.names import LOSSES, Param
@@ -56,13 +56,13 @@ def searched_param(loss: str, name: str, tie_beta: bool, given: dict[str, Any]) 
     params = {p.name: p for p in LOSSES[loss].params if p.kind == "float"}
     if name not in params:
         known = ", ".join(params) or "none"
-        raise TinysegError(f"--param {name}: loss {loss} has no such parameter (it has: {known})")
+        raise UsageError(f"--param {name}: loss {loss} has no such parameter (it has: {known})")
     tie = tie_beta and name == "alpha" and "beta" in params
     for fixed in (name, "beta") if tie else (name,):
         if given.get(fixed) is not None:
             option = params[fixed].option
             why = "β = 1 − α follows the search (--no-tie-beta keeps it)" if fixed != name else ""
-            raise TinysegError(
+            raise UsageError(
                 f"{option} is set by the search (--param {name}); drop it {why}".strip()
             )
     return SearchedParam(loss, name, tie)
@@ -71,7 +71,7 @@ def searched_param(loss: str, name: str, tie_beta: bool, given: dict[str, Any]) 
 def check_range(param: SearchedParam, low: float, high: float) -> None:
     """The range lies inside the parameter's valid interval (and β's, when tied)."""
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise TinysegError(f"--range {low:g},{high:g}: expected a < b")
+        raise UsageError(f"--range {low:g},{high:g}: expected a < b")
     spec = {p.name: p for p in LOSSES[param.loss].params}
     checks: list[tuple[Param, float]] = [(spec[param.name], low), (spec[param.name], high)]
     if param.tie_beta:
@@ -81,12 +81,12 @@ def check_range(param: SearchedParam, low: float, high: float) -> None:
             rule.check(param.loss, value)
         except TinysegError as error:
             tied = " (β = 1 − α)" if rule.name != param.name else ""
-            raise TinysegError(f"--range {low:g},{high:g}{tied}: {error}") from None
+            raise UsageError(f"--range {low:g},{high:g}{tied}: {error}") from None
 
 
 def check_target(low: float, high: float) -> None:
     if not (-1.0 < low < high < 1.0):
-        raise TinysegError(
+        raise UsageError(
             f"--target {low:g},{high:g}: expected a band m0 < m1 inside (-1, 1), the OII's range"
         )
 
@@ -98,7 +98,7 @@ def oii_classes(spec: str | None, class_map: ClassMap) -> OiiOf:
         return OiiOf(spec, foreground)  # type: ignore[arg-type]
     if spec is None:
         if len(foreground) != 1:
-            raise TinysegError(
+            raise UsageError(
                 f"--oii-of: the model predicts {len(foreground)} foreground classes "
                 f"({', '.join(class_map.names[1:])}); name one, or micro or macro"
             )
@@ -106,7 +106,7 @@ def oii_classes(spec: str | None, class_map: ClassMap) -> OiiOf:
     try:
         index = class_map.index(spec)
     except TinysegError:
-        raise TinysegError(
+        raise UsageError(
             f"--oii-of {spec}: expected micro, macro or a class of ({', '.join(class_map.names)})"
         ) from None
     return OiiOf("class", (index,))
