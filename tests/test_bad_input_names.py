@@ -277,6 +277,15 @@ def test_folder_inputs_refuse_a_file_name_that_is_not_utf8(cli, tmp_path, comman
     refused(cli, tmp_path, *args, needles=(f"{NOT_UTF8_SHOWN}.png", "not valid UTF-8"))
 
 
+def test_split_refuses_a_folder_name_that_is_not_utf8(cli, tmp_path):
+    write_data(tmp_path)
+    images = tmp_path / f"im{NOT_UTF8}"
+    (tmp_path / "images").rename(images)
+    args = ("split", "--from-dir", images, "--masks", tmp_path / "masks", "--ratios", "0.5,0.5")
+    args += ("-o", tmp_path / "split.parquet")
+    refused(cli, tmp_path, *args, needles=(f"im{NOT_UTF8_SHOWN}", "not valid UTF-8"))
+
+
 def test_voxelize_refuses_a_scene_file_name_that_is_not_utf8(cli, tmp_path):
     (tmp_path / f"{NOT_UTF8}.las").write_bytes(b"LASF")
     args = ("voxelize", tmp_path / f"{NOT_UTF8}.las", "-o", tmp_path / "vox")

@@ -20,6 +20,7 @@ from tinyseg_cli.engine.score import CountOptions
 from tinyseg_cli.engine.split_assign import Assignment
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.paths import check_storable
 from tinyseg_cli.io.rasters import Roi, open_label_map
 from tinyseg_cli.io.sources import ROI_COLUMNS, MapRef, manifest_maps, resolve_maps
 from tinyseg_cli.io.tables import read_table, resolve_table_path, table_metadata
@@ -83,6 +84,8 @@ def manifest_from_dirs(images: str, masks: str) -> tuple[Manifest, list[str], li
         )
     image_paths = [image_maps[s].path for s in common]
     mask_paths = [mask_maps[s].path for s in common]
+    for path in (*image_paths, *mask_paths):  # the manifest stores paths as text
+        check_storable(str(path), str(path.parent), "paths")
     table = pa.table(
         {
             "sample_id": pa.array(common, pa.string()),
