@@ -482,7 +482,7 @@ def test_infer_failure_on_the_first_image_leaves_no_folder(refused, data, monkey
 
 def test_tune_oii_early_failure_leaves_no_folder(refused, data):
     refused(
-        1,
+        2,
         ("--oii-of",),
         "tune-oii",
         data / "split.parquet",
