@@ -22,6 +22,7 @@ if str(HERE) not in sys.path:  # importable as a module too, not only as a scrip
 
 import bench_classweights  # noqa: E402
 import bench_infer  # noqa: E402
+import bench_objects  # noqa: E402
 import bench_resample  # noqa: E402
 import bench_score  # noqa: E402
 import bench_score_e2e  # noqa: E402
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=(
             "kernel",
             "e2e",
+            "objects",
             "resample",
             "classweights",
             "infer",
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, title, bench in (
         ("kernel", "score: counting kernel", bench_score.run),
         ("e2e", "score: end to end", bench_score_e2e.run),
+        ("objects", "score --objects: vs pixels and peers", bench_objects.run),
         ("resample", "resample: candidate patches", bench_resample.run),
         ("classweights", "classweights: folder of masks", bench_classweights.run),
         ("infer", "infer: tiled vs full passes", bench_infer.run),

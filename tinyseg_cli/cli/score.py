@@ -25,6 +25,17 @@ from tinyseg_cli.cli.options import (
     parse_shard,
     single_stdout,
 )
+from tinyseg_cli.cli.score_objects import (
+    Connectivity,
+    Match,
+    Objects,
+    ObjectsOut,
+    SizeBins,
+    check_object_counts,
+    object_options,
+    options_metadata,
+    write_objects_table,
+)
 from tinyseg_cli.cli.score_points import (
     CONVENTION,
     MODALITY,
@@ -67,7 +78,7 @@ Examples:
 
   tinyseg score --truth t --pred p --counts-out - | tinyseg score --counts -
 
-  tinyseg score --truth masks/ --run a=run_a/pred --run b=run_b/pred --json
+  tinyseg score --truth masks/ --run a=run_a/pred --run b=run_b/pred --objects --json
 """
 
 
@@ -232,6 +243,11 @@ def score(
             help="A sample with only a truth or only a prediction: stop, or skip it.",
         ),
     ] = MissingPolicy.error,
+    objects: Objects = False,
+    connectivity: Connectivity = None,
+    match: Match = None,
+    size_bins: SizeBins = None,
+    objects_out: ObjectsOut = None,
     counts_out: Annotated[
         str | None,
         typer.Option(
@@ -271,13 +287,34 @@ def score(
     ignored. OA, mIoU, micro and macro are over all classes (the 3D benchmark convention,
     stated in the output; --foreground-only for micro and macro over classes 1..K-1).
     Example: 'tinyseg score --truth scans/ --pred out/ --label-map 2:ground,6:building'.
+
+    Objects (--objects, 2D maps): the connected components of each foreground class
+    (--connectivity 8 by default; truth pixels with the ignore label belong to no object in
+    either map) are matched one to one within their class under --match: overlap (any
+    shared pixel), iou:T or cover:T (T of the true object covered). Where several
+    candidates compete, the matching has the most pairs, then the largest summed IoU. A
+    true object with a match is detected, one without is missed; a predicted object
+    without one is a false detection. Object recall, precision and F-beta are the pixel
+    formulas with TP = detected, FN = missed, FP = false detections; mean_iou averages the
+    matched pairs; recall_le4 … recall_gt256 split recall by the true object's area
+    (--size-bins). The counts join --counts-out (true_objects, pred_objects,
+    matched_objects, matched_iou_sum and per size bin), so shards and runs reduce them;
+    JSON adds "objects": {classes, micro, macro}; the scores table adds objects_* columns.
+
+    Worked example (--match overlap): the truth holds a 10-pixel crack A and a 1-pixel
+    pore B; the prediction holds two pieces of A, P1 (3 pixels) and P2 (5 pixels), and a
+    blob C away from both. A competes for P1 (IoU 0.3) and P2 (IoU 0.5) and takes P2; P1
+    and C are false detections and B is missed. So 2 true objects, 3 predicted, 1
+    detected: object recall 1/2, precision 1/3, F2 = 5·1 / (5·1 + 4·1 + 2) = 5/11, mean
+    IoU 0.5. Under --match iou:0.6 no pair qualifies: recall 0. Under cover:0.5, P2 covers
+    half of A: the same as overlap.
     """
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
-    single_stdout(output=output, counts_out=counts_out, json=json_)
+    single_stdout(output=output, counts_out=counts_out, objects_out=objects_out, json=json_)
     run_list = _check_modes(tables or [], truth, pred, counts, runs or [])
     check_outputs(
-        {"-o": output, "--counts-out": counts_out},
+        {"-o": output, "--counts-out": counts_out, "--objects-out": objects_out},
         force,
         {
             "TABLE": tables, "--truth": truth, "--pred": pred,
@@ -287,6 +324,9 @@ def score(
     )  # fmt: skip
     preds = [pred] if pred else [path for _, path in run_list]
     points = not counts and any_point_input([truth, *preds])
+    found_objects = object_options(
+        objects, connectivity, match, size_bins, objects_out, points=points, counts=counts
+    )
     class_map = parse_class_map(classes) if classes else None
     if class_map is None and not counts:
         class_map = classes_of_inputs([truth, *preds])
@@ -307,6 +347,7 @@ def score(
             ignore_index=ignore,
             threshold=threshold,
             palette=load_palette(palette) if palette else None,
+            objects=found_objects,
         )
         count_one = partial(
             count_maps, options=options, missing=missing.value, split=split,
@@ -318,6 +359,8 @@ def score(
         ignore = found.get("ignore_index", ignore)
     else:
         by_run, found_map = count_runs(truth, pred, run_list, count_one)
+    if objects:
+        check_object_counts(by_run)
     warn_unscored(by_run, "scene" if points else "sample", "point" if points else "pixel", ignore)
     class_map = final_class_map(class_map or found_map, by_run)
     result = score_counts(
@@ -339,8 +382,12 @@ def score(
         "empty": empty.value,
         "ignore_index": ignore,
         **{key: report[key] for key in ("modality", "convention") if key in report},
+        **(options_metadata(found_objects) if found_objects and not counts else {}),
+        **({"objects": found["objects"]} if counts and "objects" in found else {}),
     }
     _write_outputs(result, metadata, report, output, counts_out, json_)
+    if objects_out is not None:
+        write_objects_table(by_run, objects_out, metadata)
     if not console.STATE.quiet:
         print_summary(result, "scene" if points else "sample", CONVENTION if points else "")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import typer
 
 from tinyseg_cli.cli import console
@@ -18,7 +19,13 @@ from tinyseg_cli.engine.counts import (
     merge_counts,
 )
 from tinyseg_cli.engine.parallel import shard
-from tinyseg_cli.engine.score import CountOptions, count_pairs, pair_maps
+from tinyseg_cli.engine.score import (
+    CountOptions,
+    SampleObjects,
+    count_pairs,
+    count_pairs_objects,
+    pair_maps,
+)
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.points import is_point_input
@@ -147,5 +154,42 @@ def count_maps(
     if not pairs:
         raise TinysegError(f"shard {part[0]}/{part[1]} holds no sample")
     with console.progress(f"scoring {pred}", len(pairs)) as advance:
-        matrices = count_pairs(pairs, options, jobs=jobs, on_done=advance)
-    return counts_from_matrices(matrices, options.n_classes)
+        if options.objects is None:
+            matrices = count_pairs(pairs, options, jobs=jobs, on_done=advance)
+            return counts_from_matrices(matrices, options.n_classes)
+        samples = count_pairs_objects(pairs, options, jobs=jobs, on_done=advance)
+    counts = counts_from_matrices(
+        [(sample.sample_id, sample.matrix) for sample in samples],
+        options.n_classes,
+        ([sample.objects for sample in samples], options.objects.size_bins),
+    )
+    assert counts.objects is not None
+    counts.objects.records = objects_table(samples)
+    return counts
+
+
+def objects_table(samples: list[SampleObjects]) -> pa.Table:
+    """The ``--objects-out`` rows of every sample (SPEC §4.7): one per true and predicted
+    object, ``matched_id`` null for a missed or false object."""
+    parts = []
+    for sample in samples:
+        records = sample.records
+        n = len(records["object_id"])
+        matched = records["matched_id"]
+        parts.append(
+            pa.table(
+                {
+                    "sample_id": pa.array([sample.sample_id] * n, pa.string()),
+                    "class_index": pa.array(records["class_index"], pa.int32()),
+                    "object_id": pa.array(records["object_id"], pa.int64()),
+                    "kind": pa.array(records["kind"].tolist(), pa.string()),
+                    "area": pa.array(records["area"], pa.int64()),
+                    **{k: pa.array(records[k], pa.int64()) for k in ("y0", "x0", "y1", "x1")},
+                    "centroid_y": pa.array(records["centroid_y"], pa.float64()),
+                    "centroid_x": pa.array(records["centroid_x"], pa.float64()),
+                    "matched_id": pa.array(matched, pa.int64(), mask=matched == 0),
+                    "iou": pa.array(records["iou"], pa.float64(), mask=matched == 0),
+                }
+            )
+        )
+    return pa.concat_tables(parts)

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.engine.report import ScoreResult
+from tinyseg_cli.metrics.object_scores import COUNT_KEYS
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -59,4 +60,43 @@ def print_summary(result: ScoreResult, unit: str = "sample", note: str = "") -> 
         table.caption += "   * not averaged"
     if note:
         table.caption += f"\n{note}"
+    console.stderr.print(table)
+    summary = next(iter(result.summaries.values()))
+    if summary.objects is not None:
+        print_objects(result)
+
+
+def print_objects(result: ScoreResult) -> None:
+    """The object scores: counts and metrics as rows, foreground classes as columns."""
+    first = next(iter(result.summaries.values())).objects
+    assert first is not None
+    names = list(first["classes"])
+    metrics = [key for key, value in first["micro"].items() if key not in COUNT_KEYS]
+    table = Table(title_justify="left")
+    table.add_column("objects")
+    for header in [*(console.safe(name) for name in names), "micro", "macro"]:
+        table.add_column(header, justify="right")
+    if result.has_runs:
+        mean, std = result.run_statistics
+        table.title = f"objects: mean ± std over {len(result.counts)} runs"
+        for metric in metrics:
+            keys = [f"objects.class.{n}.{metric}" for n in names]
+            keys += [f"objects.micro.{metric}", f"objects.macro.{metric}"]
+            table.add_row(metric, *(_fmt(mean.get(k)) for k in keys))
+            table.add_row("  ± std", *(_fmt(std.get(k)) for k in keys), style="dim")
+    else:
+        objects = result.summaries[None].objects
+        assert objects is not None
+        table.title = "objects"
+        for key in COUNT_KEYS:
+            values = [objects["classes"][n][key] for n in names]
+            table.add_row(key.replace("_", " "), *map(str, values), str(objects["micro"][key]), "")
+        for metric in metrics:
+            values = [objects["classes"][n][metric] for n in names]
+            table.add_row(
+                metric,
+                *(_fmt(v) for v in values),
+                _fmt(objects["micro"][metric]),
+                _fmt(objects["macro"][metric]),
+            )
     console.stderr.print(table)

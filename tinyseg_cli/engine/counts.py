@@ -8,9 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from tinyseg_cli.engine.object_counts import (
+    ObjectCountsSet,
+    concat_object_counts,
+    has_object_columns,
+    object_counts_from_table,
+    object_counts_set,
+)
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.tables import integer_column
 from tinyseg_cli.metrics.counts import one_vs_rest
+from tinyseg_cli.metrics.objects import ObjectCounts
 from tinyseg_cli.metrics.summary import COUNT_NAMES
 
 
@@ -23,6 +31,7 @@ class CountsSet:
     fp: np.ndarray
     fn: np.ndarray
     tn: np.ndarray
+    objects: ObjectCountsSet | None = None  # with ``score --objects``
 
     @property
     def n_classes(self) -> int:
@@ -43,6 +52,7 @@ class CountsSet:
         extra = n_classes - self.n_classes
         if extra <= 0:
             return self
+        objects = self.objects.padded(n_classes) if self.objects else None
         pixels = (self.tp + self.fp + self.fn + self.tn)[:, :1] if self.n_classes else None
         if pixels is None:
             raise TinysegError("cannot pad counts without any class")
@@ -57,6 +67,7 @@ class CountsSet:
             pad(self.fp, 0),
             pad(self.fn, 0),
             pad(self.tn, pixels),
+            objects,
         )
 
     def to_table(self, run: str | None = None) -> pa.Table:
@@ -69,13 +80,18 @@ class CountsSet:
         columns["class_index"] = pa.array(np.tile(np.arange(n_classes), n_samples), pa.int32())
         for name, values in self.arrays().items():
             columns[name] = pa.array(values.reshape(-1), pa.int64())
+        if self.objects is not None:
+            columns.update(self.objects.columns())
         return pa.table(columns)
 
 
 def counts_from_matrices(
-    items: list[tuple[str, np.ndarray]], n_classes: int | None = None
+    items: list[tuple[str, np.ndarray]],
+    n_classes: int | None = None,
+    objects: tuple[list[ObjectCounts], tuple[int, ...]] | None = None,
 ) -> CountsSet:
-    """A counts set from per-sample confusion matrices, padded to a common class count."""
+    """A counts set from per-sample confusion matrices, padded to a common class count;
+    ``objects``: each sample's object counts and the size bins, with ``--objects``."""
     size = max([n_classes or 0, *(matrix.shape[0] for _, matrix in items)], default=0)
     size = max(size, 2)  # even an all-background sample has a background and a foreground
     stacks: list[list[np.ndarray]] = [[], [], [], []]
@@ -85,7 +101,8 @@ def counts_from_matrices(
         for stack, values in zip(stacks, one_vs_rest(square), strict=True):
             stack.append(values)
     arrays = [np.array(stack, dtype=np.int64).reshape(len(items), size) for stack in stacks]
-    return CountsSet([sample_id for sample_id, _ in items], *arrays)
+    object_set = object_counts_set(objects[0], size, objects[1]) if objects else None
+    return CountsSet([sample_id for sample_id, _ in items], *arrays, object_set)
 
 
 def merge_counts(sets: list[CountsSet], source: str = "counts") -> CountsSet:
@@ -97,7 +114,11 @@ def merge_counts(sets: list[CountsSet], source: str = "counts") -> CountsSet:
     if twice:
         raise TinysegError(f"{source}: sample {twice[0]!r} is counted twice")
     arrays = [np.concatenate([counts.arrays()[name] for counts in sets]) for name in COUNT_NAMES]
-    return CountsSet(ids, *arrays)
+    with_objects = [counts.objects for counts in sets if counts.objects is not None]
+    if with_objects and len(with_objects) != len(sets):
+        raise TinysegError(f"{source}: only some of the counts hold object counts (--objects)")
+    objects = concat_object_counts(with_objects, source) if with_objects else None
+    return CountsSet(ids, *arrays, objects)
 
 
 def counts_from_table(table: pa.Table, source: str) -> dict[str | None, CountsSet]:
@@ -125,12 +146,17 @@ def counts_from_table(table: pa.Table, source: str) -> dict[str | None, CountsSe
             classes[rows],
             {name: column[rows] for name, column in values.items()},
             source if run is None else f"{source} run {run}",
+            table.take(rows) if has_object_columns(table) else None,
         )
     return out
 
 
 def _one_run(
-    sample_ids: list[object], classes: np.ndarray, values: dict[str, np.ndarray], source: str
+    sample_ids: list[object],
+    classes: np.ndarray,
+    values: dict[str, np.ndarray],
+    source: str,
+    object_rows: pa.Table | None = None,
 ) -> CountsSet:
     """The counts of one run from its rows' validated columns, as (samples, classes) grids."""
     ids, sample_row = np.unique(np.array(sample_ids, dtype=object), return_inverse=True)
@@ -156,4 +182,8 @@ def _one_run(
         grid = np.broadcast_to(np.asarray(fill, dtype=np.int64), (len(ids), n_classes)).copy()
         grid[sample_row, classes] = values[name]
         grids[name] = grid
-    return CountsSet([str(i) for i in ids], *(grids[name] for name in COUNT_NAMES))
+    objects = None
+    if object_rows is not None:
+        objects = object_counts_from_table(object_rows, source, sample_row, classes, len(ids))
+        objects = objects.padded(n_classes)
+    return CountsSet([str(i) for i in ids], *(grids[name] for name in COUNT_NAMES), objects)

@@ -12,6 +12,8 @@ import pyarrow as pa
 
 from tinyseg_cli.engine.counts import CountsSet
 from tinyseg_cli.metrics.functional import metric_names
+from tinyseg_cli.metrics.object_scores import COUNT_KEYS as OBJECT_COUNT_KEYS
+from tinyseg_cli.metrics.object_scores import object_summary
 from tinyseg_cli.metrics.summary import (
     COUNT_NAMES,
     Summary,
@@ -47,12 +49,24 @@ def summary_json(summary: Summary, class_names: list[str]) -> dict[str, Any]:
         "miou": _value(summary.miou),
         "n_samples": summary.n_samples,
         "averaged_classes": [class_names[i] for i in summary.averaged],
+        **({"objects": summary.objects} if summary.objects is not None else {}),
     }
 
 
 def flat_json(flat: dict[str, float], class_names: list[str], metrics: list[str]) -> dict:
     """A mean or std record of :func:`~tinyseg_cli.metrics.summary.flat_scores` as JSON."""
+    objects: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key.startswith("objects."):
+            *path, metric = key.split(".")[1:]
+            level = path[0] if path[0] != "class" else "classes"
+            entry = objects.setdefault(level, {})
+            if level == "classes":
+                entry = entry.setdefault(".".join(path[1:]), {})
+            entry[metric] = _value(value)
+    extra = {"objects": objects} if objects else {}
     return {
+        **extra,
         "classes": {
             name: {m: _value(flat.get(f"class.{name}.{m}", math.nan)) for m in metrics}
             for name in class_names
@@ -64,10 +78,23 @@ def flat_json(flat: dict[str, float], class_names: list[str], metrics: list[str]
     }
 
 
+OBJECT_COUNT_COLUMNS = {f"objects_{key.removesuffix('_objects')}" for key in OBJECT_COUNT_KEYS}
+
+
+def _object_columns(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """An object-score entry as ``objects_<name>`` columns (``objects_recall``…)."""
+    return {
+        f"objects_{key.removesuffix('_objects')}": value
+        for key, value in (entry or {}).items()
+        if key != "n_classes"
+    }
+
+
 def _rows_from_json(
     record: dict[str, Any], class_names: list[str], metrics: list[str], base: dict[str, Any]
 ) -> list[dict[str, Any]]:
     rows = []
+    objects = record.get("objects") or {}
     for index, name in enumerate(class_names):
         rows.append(
             {
@@ -76,11 +103,22 @@ def _rows_from_json(
                 "class_index": index,
                 "class_name": name,
                 **record["classes"][name],
+                **_object_columns(objects.get("classes", {}).get(name)),
             }
         )
-    rows.append({**base, "level": "micro", **record["micro"]})
+    rows.append(
+        {**base, "level": "micro", **record["micro"], **_object_columns(objects.get("micro"))}
+    )
     macro = {m: record["macro"][m] for m in metrics}
-    rows.append({**base, "level": "macro", "n_classes": record["macro"].get("n_classes"), **macro})
+    rows.append(
+        {
+            **base,
+            "level": "macro",
+            "n_classes": record["macro"].get("n_classes"),
+            **macro,
+            **_object_columns(objects.get("macro")),
+        }
+    )
     rows.append({**base, "level": "summary", "oa": record["oa"], "miou": record["miou"]})
     return rows
 
@@ -111,6 +149,11 @@ def scores_table(
         ("n_classes", pa.int32()),
         ("oa", pa.float64()),
         ("miou", pa.float64()),
+    ]
+    object_names = dict.fromkeys(key for row in rows for key in row if key.startswith("objects_"))
+    schema += [
+        (key, pa.int64() if key in OBJECT_COUNT_COLUMNS else pa.float64())
+        for key in object_names
     ]
     return pa.table(
         {name: pa.array([row.get(name) for row in rows], type_) for name, type_ in schema}
@@ -157,9 +200,24 @@ def score_counts(
     def summarise(values: dict[str, np.ndarray], n_samples: int) -> Summary:
         return summarize(values, averaged=averaged, n_samples=n_samples, betas=betas, empty=fill)
 
-    summaries = {run: summarise(c.totals(), len(c.sample_ids)) for run, c in counts.items()}
+    def with_objects(summary: Summary, c: CountsSet, row: int | None) -> Summary:
+        if c.objects is not None:
+            totals = c.objects.total() if row is None else c.objects.sample(row)
+            summary.objects = object_summary(
+                totals, class_names, averaged, size_bins=c.objects.size_bins, betas=betas,
+                empty=fill,
+            )  # fmt: skip
+        return summary
+
+    summaries = {
+        run: with_objects(summarise(c.totals(), len(c.sample_ids)), c, None)
+        for run, c in counts.items()
+    }
     samples = {
-        run: [(sid, summarise(c.sample(i), 1)) for i, sid in enumerate(c.sample_ids)]
+        run: [
+            (sid, with_objects(summarise(c.sample(i), 1), c, i))
+            for i, sid in enumerate(c.sample_ids)
+        ]
         if per_sample
         else []
         for run, c in counts.items()

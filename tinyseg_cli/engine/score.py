@@ -21,6 +21,13 @@ from tinyseg_cli.metrics.counts import (
     confusion_matrix,
     row_blocks,
 )
+from tinyseg_cli.metrics.objects import (
+    ObjectCounts,
+    ObjectOptions,
+    match_objects,
+    object_counts,
+    object_records,
+)
 
 Missing = Literal["error", "skip"]
 Ref = TypeVar("Ref")
@@ -45,6 +52,7 @@ class CountOptions:
     threshold: float | None = None
     palette: Palette | None = None
     block_pixels: int = BLOCK_PIXELS
+    objects: ObjectOptions | None = None  # score --objects
 
 
 @dataclass
@@ -106,6 +114,37 @@ def _open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, Lab
 def count_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[str, np.ndarray]:
     """The confusion matrix of one sample, counted in blocks of rows."""
     truth, pred = _open_pair(pair, options)
+    return pair.sample_id, _confusion(pair, truth, pred, options)
+
+
+@dataclass
+class SampleObjects:
+    """One sample's pixel counts, object counts and per-object rows (``score --objects``)."""
+
+    sample_id: str
+    matrix: np.ndarray
+    objects: ObjectCounts
+    records: dict[str, np.ndarray]
+
+
+def count_pair_objects(pair: Pair[MapRef], options: CountOptions) -> SampleObjects:
+    """Pixel counts as :func:`count_pair`, then the objects of the whole maps matched (after
+    the pixel pass, so every label is known to be valid)."""
+    truth, pred = _open_pair(pair, options)
+    matrix = _confusion(pair, truth, pred, options)
+    assert options.objects is not None
+    height = truth.shape[0]
+    matching = match_objects(
+        truth[0:height], pred[0:height], options.objects, options.ignore_index
+    )
+    n_classes = max(matrix.shape[0], options.n_classes or 0)
+    counts = object_counts(matching, n_classes, options.objects.size_bins)
+    return SampleObjects(pair.sample_id, matrix, counts, object_records(matching))
+
+
+def _confusion(
+    pair: Pair[MapRef], truth: LabelMap, pred: LabelMap, options: CountOptions
+) -> np.ndarray:
     try:
         matrix = confusion_matrix(
             truth, pred, options.n_classes, options.ignore_index, options.block_pixels
@@ -121,7 +160,7 @@ def count_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[str, np.ndarr
             f"{pair.pred.path}: pixel {_first_position(pred, ignore)}: prediction holds the "
             f"ignore index {ignore} (a 0/255 mask? map it with --palette, or pass --classes)"
         )
-    return pair.sample_id, matrix
+    return matrix
 
 
 def _first_position(label_map: LabelMap, value: int) -> str:
@@ -142,3 +181,14 @@ def count_pairs(
     """Confusion matrices of all pairs, in pair order, over ``jobs`` worker processes."""
     done = None if on_done is None else lambda result: on_done(result[0])
     return parallel_map(partial(count_pair, options=options), pairs, jobs, done)
+
+
+def count_pairs_objects(
+    pairs: list[Pair[MapRef]],
+    options: CountOptions,
+    jobs: int = 1,
+    on_done: Callable[[str], None] | None = None,
+) -> list[SampleObjects]:
+    """:func:`count_pairs` with the objects of each pair, one image at a time per worker."""
+    done = None if on_done is None else lambda result: on_done(result.sample_id)
+    return parallel_map(partial(count_pair_objects, options=options), pairs, jobs, done)

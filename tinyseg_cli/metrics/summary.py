@@ -8,6 +8,7 @@ score is defined (null scores are excluded and the number averaged is reported).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ class Summary:
     miou: float
     n_samples: int
     metrics: list[str] = field(default_factory=list)
+    objects: dict[str, Any] | None = None  # score --objects: metrics/object_scores.py
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -83,6 +85,19 @@ def flat_scores(summary: Summary, class_names: list[str]) -> dict[str, float]:
         flat[f"macro.{name}"] = summary.macro[name]
         for index in summary.class_indices:
             flat[f"class.{class_names[index]}.{name}"] = float(summary.per_class[name][index])
+    if summary.objects is not None:
+        flat.update(_flat_objects(summary.objects))
+    return flat
+
+
+def _flat_objects(objects: dict[str, Any]) -> dict[str, float]:
+    """Object scores (not counts) under ``objects.micro.recall``, ``objects.class.crack.f2``…"""
+    flat: dict[str, float] = {}
+    entries = [(f"class.{name}", entry) for name, entry in objects["classes"].items()]
+    for prefix, entry in [*entries, ("micro", objects["micro"]), ("macro", objects["macro"])]:
+        for key, value in entry.items():
+            if isinstance(value, float | None) and key != "n_classes":
+                flat[f"objects.{prefix}.{key}"] = NULL if value is None else value
     return flat
 
 
