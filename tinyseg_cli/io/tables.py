@@ -37,7 +37,10 @@ def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
     """A table from bytes already read (a pipe), by its magic bytes; CSV by suffix or stdin."""
     try:
         if data[:4] == b"PAR1":
-            return pq.read_table(io.BytesIO(data))
+            # One thread: pyarrow 2x's reader pool can abort the interpreter at exit
+            # ("terminate called without an active exception", apache/arrow#33975) when the
+            # command then fails; tinyseg's tables are small enough that threads gain nothing.
+            return pq.read_table(io.BytesIO(data), use_threads=False)
         if data[:6] == b"ARROW1":
             return pa_ipc.open_file(io.BytesIO(data)).read_all()
         if data[:4] == b"\xff\xff\xff\xff":
@@ -108,7 +111,7 @@ def read_columns(path: str | Path, columns: list[str]) -> pa.Table:
     if not parquet:
         return read_table(path).select(present)
     try:
-        return pq.read_table(path, columns=present)
+        return pq.read_table(path, columns=present, use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise TinysegError(f"{path}: unreadable table ({library_reason(error)})") from error
 
