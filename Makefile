@@ -19,7 +19,8 @@ DEMO := examples/data
 TS := $(BIN)/tinyseg
 
 # The whole pipeline on the bundled example: split -> classweights -> resample -> train ->
-# infer -> score. About a minute of training on 2 CPU cores.
+# infer -> score -> overlay and plot (open examples/data/review/index.html). About a minute
+# of training on 2 CPU cores.
 demo: $(STAMP)
 	$(BIN)/python examples/generate.py --out $(DEMO)
 	$(TS) split $(DEMO)/manifest.parquet --ratios 0.6,0.2,0.2 --stratify --seed 0 \
@@ -32,8 +33,11 @@ demo: $(STAMP)
 		--epochs 8 -b 16 --lr 0.003 --seed 0 -o $(DEMO)/run --force
 	$(TS) infer --checkpoint $(DEMO)/run/best.pt $(DEMO)/split.parquet --split val \
 		-o $(DEMO)/pred_val --force
-	$(TS) score --truth $(DEMO)/split.parquet --split val --pred $(DEMO)/pred_val \
+	$(TS) score --truth $(DEMO)/split.parquet --split val --pred $(DEMO)/pred_val --objects \
 		-o $(DEMO)/scores_val.parquet --force
+	$(TS) overlay --image $(DEMO)/split.parquet --truth $(DEMO)/split.parquet --split val \
+		--pred $(DEMO)/pred_val --crops 3 --panel -o $(DEMO)/review --force
+	$(TS) plot $(DEMO)/run -o $(DEMO)/review/training.png --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -74,6 +74,8 @@ def example_lines(*command: str) -> list[str]:
         ("infer",),
         ("train",),
         ("tune-oii",),
+        ("overlay",),
+        ("plot",),
     ],
 )
 def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
@@ -85,7 +87,7 @@ def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
             )
     if command == ("infer",):
         write_checkpoint(tmp_path / "model.pt")
-    if command in (("train",), ("tune-oii",)):
+    if command in (("train",), ("tune-oii",), ("plot",)):
         write_split(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     lines = example_lines(*command)

@@ -278,3 +278,15 @@ def test_cli_objects_over_counts_without_object_columns(cli, maps):
     result = cli("score", "--counts", table, "--objects")
     assert result.exit_code == 1
     assert "no object counts" in result.output
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 9), (9, 15), (33, 33), (64, 65), (128, 128)])
+@pytest.mark.parametrize("density", [0.0, 0.001, 0.02, 0.5])
+def test_sparse_nonzero_is_flatnonzero(shape, density):
+    from tinyseg_cli.metrics.objects import sparse_nonzero
+
+    rng = np.random.default_rng(int(density * 1000) + shape[1])
+    values = (rng.random(shape) < density).astype(np.uint8) * rng.integers(1, 255, shape)
+    values = values.astype(np.uint8)
+    values.reshape(-1)[-1] = 3  # the tail past the last whole word
+    assert sparse_nonzero(values).tolist() == np.flatnonzero(values).tolist()

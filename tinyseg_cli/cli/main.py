@@ -26,7 +26,18 @@ from tinyseg_cli.errors import TinysegError, UsageError
 # Subcommands, each defined by the module of that name in tinyseg_cli.cli (``tune-oii`` by
 # ``tune_oii``; ``register(app)``, and ``extend(command)`` where a command borrows another's
 # options), in the order ``tinyseg --help`` lists them.
-COMMANDS = ("score", "classweights", "resample", "split", "infer", "train", "tune-oii", "voxelize")
+COMMANDS = (
+    "score",
+    "classweights",
+    "resample",
+    "split",
+    "infer",
+    "train",
+    "tune-oii",
+    "voxelize",
+    "overlay",
+    "plot",
+)
 SETTINGS: dict[str, Any] = {
     "add_completion": False,
     "pretty_exceptions_enable": False,

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+
+
+class MissingPolicy(StrEnum):
+    """What ``--missing`` does with a sample that lacks one of its inputs."""
+
+    error = "error"
+    skip = "skip"
+
 
 Output = Annotated[
     str | None,

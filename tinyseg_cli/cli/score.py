@@ -16,6 +16,7 @@ from tinyseg_cli.cli.options import (
     Force,
     Jobs,
     Json,
+    MissingPolicy,
     Output,
     Palette,
     Quiet,
@@ -86,11 +87,6 @@ class Empty(StrEnum):
     null = "null"
     zero = "0"
     one = "1"
-
-
-class MissingPolicy(StrEnum):
-    error = "error"
-    skip = "skip"
 
 
 def register(app: typer.Typer) -> None:

@@ -152,8 +152,7 @@ def scores_table(
     ]
     object_names = dict.fromkeys(key for row in rows for key in row if key.startswith("objects_"))
     schema += [
-        (key, pa.int64() if key in OBJECT_COUNT_COLUMNS else pa.float64())
-        for key in object_names
+        (key, pa.int64() if key in OBJECT_COUNT_COLUMNS else pa.float64()) for key in object_names
     ]
     return pa.table(
         {name: pa.array([row.get(name) for row in rows], type_) for name, type_ in schema}

@@ -94,7 +94,9 @@ def pair_maps(
     return Pairing([Pair(s, truth[s], pred[s]) for s in common], truth_only, pred_only)
 
 
-def _open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, LabelMap]:
+def open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, LabelMap]:
+    """Truth (inside its ROI) and prediction of a pair, opened for reading in blocks; their
+    shapes must agree."""
     roi = pair.truth.roi
     truth = open_label_map(pair.truth.path, "truth", palette=options.palette, roi=roi)
     pred = open_label_map(
@@ -113,8 +115,8 @@ def _open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, Lab
 
 def count_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[str, np.ndarray]:
     """The confusion matrix of one sample, counted in blocks of rows."""
-    truth, pred = _open_pair(pair, options)
-    return pair.sample_id, _confusion(pair, truth, pred, options)
+    truth, pred = open_pair(pair, options)
+    return pair.sample_id, pair_confusion(pair, truth, pred, options)
 
 
 @dataclass
@@ -130,21 +132,21 @@ class SampleObjects:
 def count_pair_objects(pair: Pair[MapRef], options: CountOptions) -> SampleObjects:
     """Pixel counts as :func:`count_pair`, then the objects of the whole maps matched (after
     the pixel pass, so every label is known to be valid)."""
-    truth, pred = _open_pair(pair, options)
-    matrix = _confusion(pair, truth, pred, options)
+    truth, pred = open_pair(pair, options)
+    matrix = pair_confusion(pair, truth, pred, options)
     assert options.objects is not None
     height = truth.shape[0]
-    matching = match_objects(
-        truth[0:height], pred[0:height], options.objects, options.ignore_index
-    )
+    matching = match_objects(truth[0:height], pred[0:height], options.objects, options.ignore_index)
     n_classes = max(matrix.shape[0], options.n_classes or 0)
     counts = object_counts(matching, n_classes, options.objects.size_bins)
     return SampleObjects(pair.sample_id, matrix, counts, object_records(matching))
 
 
-def _confusion(
+def pair_confusion(
     pair: Pair[MapRef], truth: LabelMap, pred: LabelMap, options: CountOptions
 ) -> np.ndarray:
+    """The confusion matrix of an opened pair; a label outside the class map, or the ignore
+    label in a prediction, is an error naming the file and pixel."""
     try:
         matrix = confusion_matrix(
             truth, pred, options.n_classes, options.ignore_index, options.block_pixels
