@@ -76,6 +76,7 @@ def example_lines(*command: str) -> list[str]:
         ("tune-oii",),
         ("overlay",),
         ("plot",),
+        ("report",),
     ],
 )
 def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
@@ -87,7 +88,7 @@ def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
             )
     if command == ("infer",):
         write_checkpoint(tmp_path / "model.pt")
-    if command in (("train",), ("tune-oii",), ("plot",)):
+    if command in (("train",), ("tune-oii",), ("plot",), ("report",)):
         write_split(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     lines = example_lines(*command)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from badinput import assert_refused, snapshot
 from conftest import run_tinyseg, write_json, write_map
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -514,6 +515,72 @@ def test_check_overlapping_regions(split, manifest: Path, tmp_path: Path):
     assert failed.exit_code == 1 and "rows 0 (val) and 1 (train) overlap" in failed.output
 
 
+def _without_metadata(table: pa.Table, path: Path) -> Path:
+    """``table`` as another tool rewrites it: no tinyseg metadata, 'group' renamed 'object'."""
+    names = ["object" if name == "group" else name for name in table.column_names]
+    pq.write_table(table.rename_columns(names).replace_schema_metadata(None), path)
+    return path
+
+
+def test_check_without_a_known_group(split, manifest: Path, tmp_path: Path):
+    out = tmp_path / "s.parquet"
+    ok(split(manifest, "--ratios", "0.5,0.5", "-o", out))
+    table = pq.read_table(out)
+    bare = _without_metadata(table, tmp_path / "bare.parquet")
+    assert pq.read_schema(bare).metadata is None and "object" in rows_of(bare)[0]
+    before = snapshot(tmp_path)
+    assert_refused(
+        split("--check", bare),
+        2,
+        "bare.parquet: no group column known (no tinyseg split metadata, no 'group' column): "
+        "pass --group COLUMN, or --no-group to check each row as its own group",
+        root=tmp_path,
+        before=before,
+    )
+    assert_refused(split("--check", "-", input=bare.read_bytes()), 2, "<stdin>: no group column",
+                   root=tmp_path, before=before)  # fmt: skip
+    both = split("--check", bare, "--group", "object", "--no-group")
+    assert_refused(both, 2, "--no-group cannot be used with --group", root=tmp_path, before=before)
+    # --group names the column: the groups are checked, a leak is found
+    result = ok(split("--check", bare, "--group", "object"))
+    assert "OK: 12 rows, 6 groups (column 'object'); no group crosses splits" in result.stderr
+    splits = table["split"].to_pylist()
+    splits[1] = "val" if splits[1] == "train" else "train"  # g0v1 leaves its group
+    leaking = _without_metadata(
+        table.set_column(table.column_names.index("split"), "split", pa.array(splits)),
+        tmp_path / "leak.parquet",
+    )
+    failed = split("--check", leaking, "--group", "object")
+    assert failed.exit_code == 1 and "group 'g0' crosses splits" in failed.output
+    # --no-group: each row its own group, and the report says the groups were not checked
+    result = ok(split("--check", leaking, "--no-group", "--json"))
+    assert json.loads(result.stdout) | {"parts": None} == {
+        "ok": True, "rows": 12, "groups": 12, "group_column": None, "no_group": True,
+        "parts": None,
+    }  # fmt: skip
+    assert "OK: 12 rows, each its own group (--no-group: groups not checked);" in result.stderr
+    assert "no group crosses splits" not in result.stderr
+
+
+def test_check_keeps_the_group_the_table_names(split, manifest: Path, tmp_path: Path):
+    renamed = _without_metadata(pq.read_table(manifest), manifest.parent / "renamed.parquet")
+    out = tmp_path / "s.parquet"
+    ok(split(renamed, "--folds", "3", "--group", "object", "-o", out))
+    assert split_record(out)["group"] == "object"
+    result = ok(split("--check", out))  # the split metadata names the group: no flag needed
+    assert "OK: 12 rows, 6 groups (column 'object')" in result.stderr
+    # a rewritten table with a 'group' column; a split whose record says each sample alone
+    with_group = tmp_path / "g.parquet"
+    table = pq.read_table(out)
+    names = ["group" if name == "object" else name for name in table.column_names]
+    pq.write_table(table.rename_columns(names).replace_schema_metadata(None), with_group)
+    assert "6 groups (column 'group')" in ok(split("--check", with_group)).stderr
+    alone = tmp_path / "alone.parquet"
+    ok(split(renamed, "--ratios", "0.5,0.5", "-o", alone))
+    assert split_record(alone)["group"] is None
+    assert "12 groups (one per sample)" in ok(split("--check", alone)).stderr
+
+
 def test_nnunet_round_trip(split, manifest: Path, tmp_path: Path):
     folds, exported = tmp_path / "folds.parquet", tmp_path / "splits_final.json"
     ok(split(manifest, "--folds", "3", "--seed", "5", "-o", folds, "--export-nnunet", exported))
@@ -690,6 +757,7 @@ def _no_mask(root: Path) -> Path:
         (None, ("--ratios", "0.5,0.5", "--stratify", "--no-counts"), 2, "drop --no-counts"),
         (None, ("--ratios", "0.5,0.5", "--json", "-o", "-"), 2, "only one output"),
         (None, ("--ratios", "0.5,0.5", "--check"), 2, "cannot be used with --check"),
+        (None, ("--ratios", "0.5,0.5", "--no-group"), 2, "--no-group: goes with --check"),
         (None, ("--from-dir", "x"), 2, "needs --masks"),
         (None, ("--from-nnunet", "none.json"), 1, "none.json: no such file"),
     ],

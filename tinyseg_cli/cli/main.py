@@ -37,6 +37,7 @@ COMMANDS = (
     "voxelize",
     "overlay",
     "plot",
+    "report",
 )
 SETTINGS: dict[str, Any] = {
     "add_completion": False,

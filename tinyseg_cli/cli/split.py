@@ -148,10 +148,21 @@ def split(
         typer.Option(
             "--group",
             help="Column whose rows stay together. Default: 'group' when the manifest has "
-            "one, else each sample alone (also --group sample_id).",
+            "one, else each sample alone (also --group sample_id). With --check: the "
+            "column the table's split metadata names, else 'group'.",
             metavar="COL",
         ),
     ] = None,
+    no_group: Annotated[
+        bool,
+        typer.Option(
+            "--no-group",
+            help="With --check: take each row as its own group. For a table that lost "
+            "tinyseg's split metadata (rewritten by another tool) and has no 'group' "
+            "column, whose rows really are independent; otherwise name the column with "
+            "--group. Such a table without either is a usage error.",
+        ),
+    ] = False,
     stratify: Annotated[
         bool,
         typer.Option(
@@ -227,7 +238,9 @@ def split(
     console.configure(verbose, quiet)
     if check:
         _reject_with_check(locals())
-        return _check(manifest, group, json_)
+        return _check(manifest, group, no_group, json_)
+    if no_group:
+        _usage("goes with --check; to split each sample alone use --group sample_id", "--no-group")
     request = SplitRequest(
         _mode(ratios, folds, region, from_nnunet, manifest),
         manifest,
@@ -290,21 +303,25 @@ def _reject_with_check(given: dict[str, Any]) -> None:
         raise typer.BadParameter(f"{flag} cannot be used with --check", param_hint="--check")
     if given["manifest"] is None:
         raise typer.BadParameter("--check needs the TABLE to check", param_hint="--check")
+    if given["group"] is not None and given["no_group"]:
+        raise typer.BadParameter("--no-group cannot be used with --group", param_hint="--no-group")
 
 
-def _check(table: str, group: str | None, json_: bool) -> None:
-    result = check_split_table(table, group)
+def _check(table: str, group: str | None, no_group: bool, json_: bool) -> None:
+    result = check_split_table(table, group, no_group)
     if json_:
-        typer.echo(json.dumps({"ok": True, **result.__dict__}, indent=2))
+        typer.echo(json.dumps({"ok": True, **result.__dict__, "no_group": no_group}, indent=2))
     if not console.STATE.quiet:
         by = f"column {result.group_column!r}" if result.group_column else "one per sample"
+        grouping = f"{result.groups} groups ({by}); no group crosses splits,"
+        if no_group:  # rows as groups cannot leak: say that groups were not looked at
+            grouping = "each its own group (--no-group: groups not checked);"
         parts = "; ".join(
             f"{column} " + ", ".join(f"{value}: {n}" for value, n in counts.items())
             for column, counts in result.parts.items()
         )
         console.stderr.print(
-            f"OK: {result.rows} rows, {result.groups} groups ({by}); no group crosses splits, "
-            f"no sample or image+ROI twice; {parts}",
+            f"OK: {result.rows} rows, {grouping} no sample or image+ROI twice; {parts}",
             markup=False,
         )
 

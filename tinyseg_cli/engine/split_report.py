@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.engine.split_assign import Assignment, assignment_from_table
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.io.sources import manifest_maps
 from tinyseg_cli.io.tables import read_table, resolve_table_path, table_metadata
@@ -108,12 +108,14 @@ class CheckResult:
     parts: dict[str, dict[str, int]]  # rows per value of split, fold and val_fold
 
 
-def check_split_table(spec: str, group: str | None) -> CheckResult:
+def check_split_table(spec: str, group: str | None, no_group: bool = False) -> CheckResult:
     """Check a split table: no sample id twice, no image+ROI twice, no group in two
     splits/folds, no overlapping windows of one image in two. TinysegError on a leak.
 
     The group column is ``group``, else the one the table's split record names (none for
-    region splits, whose groups cross on purpose), else a column named ``group``.
+    region splits, whose groups cross on purpose), else a column named ``group``; with
+    ``no_group`` each row is its own group. A table with none of these (its metadata lost
+    to another tool) is a UsageError: checking it row by row would hide every group leak.
     """
     table = read_table(spec)
     name = "<stdin>" if spec == "-" else spec
@@ -123,7 +125,7 @@ def check_split_table(spec: str, group: str | None) -> CheckResult:
     if None in ids:
         raise TinysegError(f"{name}: row {ids.index(None)}: empty sample_id")
     labels = assignment_from_table(table, name).labels()
-    group = _check_group_column(table, name, group)
+    group = None if no_group else _check_group_column(table, name, group)
     keys = [str(v) for v in table[group].to_pylist()] if group else [str(i) for i in ids]
     if group and None in table[group].to_pylist():
         raise TinysegError(f"{name}: row {table[group].to_pylist().index(None)}: empty group")
@@ -154,12 +156,19 @@ def _rows_per_value(table: pa.Table) -> dict[str, dict[str, int]]:
 
 
 def _check_group_column(table: pa.Table, name: str, group: str | None) -> str | None:
+    """``group``, else the split record's group (None: the split kept each row alone),
+    else the ``group`` column; UsageError when none of them says how rows are grouped."""
     if group is None:
         record = table_metadata(table).get("split")
         if isinstance(record, dict) and "group" in record:
             group = record["group"]
         elif "group" in table.column_names:
             group = "group"
+        else:
+            raise UsageError(
+                f"{name}: no group column known (no tinyseg split metadata, no 'group' "
+                "column): pass --group COLUMN, or --no-group to check each row as its own group"
+            )
     if group is not None and group not in table.column_names:
         raise TinysegError(
             f"{name}: no column {group!r} to group by (columns: {', '.join(table.column_names)})"

@@ -1,0 +1,102 @@
+"""``tinyseg report``: Markdown tables of scores tables (mean ± std over runs) and tune-oii
+logs, with hand-computed numbers, through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from badinput import assert_refused, snapshot
+from conftest import write_map
+from test_plot import write_training_log, write_tune_log
+
+from tinyseg_cli.plots.markdown import escape_cell, markdown_table, mean_std
+
+
+def test_cells():
+    assert escape_cell("a|b\nc") == "a\\|b c"
+    assert mean_std(0.75396, 0.2806, 3) == "0.754 ± 0.281"
+    assert mean_std(0.5, float("nan"), 2) == "0.50"
+    assert mean_std(float("nan"), float("nan"), 3) == "–"
+    assert markdown_table(["a", "b"], [["x|y", "1"]]) == "| a | b |\n| :--- | ---: |\n| x\\|y | 1 |"
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path, cli) -> tuple[Path, Path]:
+    """Scores of two runs on one 1×10 mask with 4 true pixels: run a finds 2 (TP 2, FN 2),
+    run b finds all 4 and one false pixel (TP 4, FP 1); and run a alone."""
+    truth = np.zeros((1, 10), np.uint8)
+    truth[0, 0:4] = 1
+    run_a, run_b = np.zeros_like(truth), np.zeros_like(truth)
+    run_a[0, 0:2] = 1
+    run_b[0, 0:5] = 1
+    write_map(tmp_path / "truth" / "s.png", truth)
+    write_map(tmp_path / "a" / "s.png", run_a)
+    write_map(tmp_path / "b" / "s.png", run_b)
+    both, alone = tmp_path / "both.parquet", tmp_path / "alone.parquet"
+    common = ["score", "--truth", tmp_path / "truth", "--classes", "bg,defect", "-q"]
+    runs = ["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}"]
+    assert cli(*common, *runs, "-o", both).exit_code == 0
+    assert cli(*common, "--pred", tmp_path / "a", "-o", alone).exit_code == 0
+    return both, alone
+
+
+def test_scores_tables_side_by_side(cli, two_runs):
+    both, alone = two_runs
+    result = cli("report", both, alone, "--metric", "f2,iou", "--label", "A+B", "--label", "A")
+    assert result.exit_code == 0, result.output
+    # F2: a 5·2/(5·2 + 4·2) = 5/9, b 5·4/(5·4 + 1) = 20/21; mean 95/126 = 0.753968,
+    # std (20/21 − 5/9)/√2 = 0.280600. IoU: a 2/4, b 4/5; mean 0.65, std 0.3/√2 = 0.212132.
+    assert result.stdout == (
+        "| table | runs | f2 defect | iou defect |\n"
+        "| :--- | ---: | ---: | ---: |\n"
+        "| A+B | 2 | 0.754 ± 0.281 | 0.650 ± 0.212 |\n"
+        "| A | 1 | 0.556 | 0.500 |\n"
+    )
+
+
+def test_classes_levels_digits_title_and_file(cli, two_runs, tmp_path):
+    both, _ = two_runs
+    out = tmp_path / "results.md"
+    args = ["report", both, "--metric", "recall", "--classes", "defect,macro", "--digits", "2"]
+    result = cli(*args, "--title", "Runs", "-o", out)
+    assert result.exit_code == 0, result.output
+    # recall: a 2/4, b 4/4; mean 0.75, std 0.5/√2 = 0.354; macro over the one class the same
+    assert out.read_text() == (
+        "## Runs\n\n"
+        "| table | runs | recall defect | recall macro |\n"
+        "| :--- | ---: | ---: | ---: |\n"
+        "| both | 2 | 0.75 ± 0.35 | 0.75 ± 0.35 |\n"
+    )
+    before = snapshot(tmp_path)
+    refused = cli(*args, "-o", out)
+    assert_refused(refused, 1, "already exists", root=tmp_path, before=before)
+
+
+def test_tune_log_steps(cli, tmp_path):
+    write_tune_log(tmp_path / "tune")
+    result = cli("report", tmp_path / "tune")
+    assert result.exit_code == 0, result.output
+    # steps α = 0.5, 0.7, 0.6 with (TP, FP, FN) = (2, 1, 1), (2, 0, 1), (2, 3, 3):
+    # IoU 2/4, 2/3, 2/8; precision 2/3, 2/2, 2/5; OII 0.126, 1, 0.344 (band 0.3–0.4)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| step | alpha | oii | iou | precision | in [0.3, 0.4] |"
+    assert lines[2].startswith("| 1 | 0.5 | ") and lines[2].endswith(" | 0.500 | 0.667 | no |")
+    assert lines[3].startswith("| 2 | 0.7 | ") and lines[3].endswith(" | 0.667 | 1.000 | no |")
+    assert lines[4].startswith("| 3 | 0.6 | ") and lines[4].endswith(" | 0.250 | 0.400 | yes |")
+    assert lines[-1] == "3 training(s)."
+
+
+def test_refusals(cli, two_runs, tmp_path):
+    both, _ = two_runs
+    write_training_log(tmp_path / "run" / "log.parquet", seed=0)
+    before = snapshot(tmp_path)
+    result = cli("report", tmp_path / "run")
+    assert_refused(result, 2, "training log", "tinyseg plot", root=tmp_path, before=before)
+    result = cli("report", both, "--metric", "nope")
+    assert_refused(result, 2, "--metric nope", root=tmp_path, before=before)
+    result = cli("report", both, "--classes", "cat")
+    assert_refused(result, 2, "--classes", "'cat'", root=tmp_path, before=before)
+    result = cli("report", both, "-o", both, "--force")
+    assert_refused(result, 2, "input", root=tmp_path, before=before)

@@ -1,0 +1,156 @@
+"""``tinyseg report``: Markdown tables of tinyseg's scores tables and tune-oii logs, for
+results files written from Makefiles (SPEC §4.9; issue 13: no Python glue in a
+reproduction)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from tinyseg_cli.cli import console
+from tinyseg_cli.cli.options import Force, Quiet, Verbose
+from tinyseg_cli.io.atomic import STDIO, atomic_path, check_outputs
+from tinyseg_cli.plots.tables import (
+    choose_metrics,
+    choose_series,
+    open_sources,
+    parse_names,
+    resolve_kind,
+)
+
+RUNS = "tinyseg score --truth t --run a=run_a/pred --run b=run_b/pred -o"
+TUNE = "tinyseg tune-oii split.parquet --arch half-unet --patch-size 8 -b 4 --iterations 2"
+EXAMPLES = f"""\
+Examples:
+
+  {RUNS} runs.parquet && tinyseg report runs.parquet --metric f2,iou
+
+  tinyseg score --truth t --pred p -o p.parquet && tinyseg report runs.parquet p.parquet -o r.md
+
+  {TUNE} --loss tversky --grid 2 -o grid && tinyseg report grid --title 'Tversky, grid'
+"""
+
+
+class ReportKind(StrEnum):
+    auto = "auto"
+    runs = "runs"
+    tune = "tune"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to the ``tinyseg`` group."""
+    app.command(
+        "report",
+        epilog=EXAMPLES,
+        no_args_is_help=True,
+        short_help="Markdown tables of scores tables (mean ± std of runs) and tune-oii searches.",
+    )(report)
+
+
+def report(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Scores tables of 'tinyseg score' (with --run or not), or tune-oii logs (a "
+            "TUNE_DIR or its steps.parquet). '-' reads a table from stdin.",
+            metavar="TABLE...",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="The Markdown file; '-' (default) is stdout.", metavar="FILE"
+        ),
+    ] = STDIO,
+    kind: Annotated[
+        ReportKind,
+        typer.Option(
+            "--kind",
+            help="auto: by the tables' columns; runs: one row per scores table; tune: one "
+            "table of steps per tune-oii log.",
+        ),
+    ] = ReportKind.auto,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Score columns, in order: f2, iou, oii, recall, precision, fpr, f1, rw_f1, "
+            "rw_iou, …; repeat or separate by commas. Default: f2, iou, oii (runs); oii, "
+            "iou, precision (tune).",
+            metavar="NAMES",
+            show_default=False,
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="Which classes (runs): names or indices, and micro or macro, e.g. "
+            "'crack,pore,macro'. Default: the foreground classes (all but index 0).",
+            metavar="NAMES",
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Name of each TABLE in the report, once per TABLE in order. Default: the "
+            "file stem (a TUNE_DIR's name), with parent folders when they clash.",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    digits: Annotated[
+        int,
+        typer.Option("--digits", help="Decimals of the scores.", min=0, max=12, metavar="N"),
+    ] = 3,
+    title: Annotated[
+        str | None, typer.Option("--title", help="A '## TITLE' heading first.", metavar="TEXT")
+    ] = None,
+    force: Force = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write tinyseg's tables as Markdown: the numbers of a results file.
+
+    Scores tables (--kind runs): one row per TABLE, then per metric and class its mean ±
+    standard deviation over the TABLE's runs ('tinyseg score --run': ddof = 1, null scores
+    left out), or its value when it holds one run. A 0/0 score is shown as '–'.
+
+    tune-oii logs (--kind tune): per log, one row per step with the searched value, the
+    scores (OII, IoU and precision by default) and whether the OII fell in the target band,
+    then the number of trainings.
+
+    Everything else is up to the shell: a Makefile writes a results file as
+    '{ cat header.md; tinyseg report a.parquet b.parquet; } > results.md'.
+    """
+    from tinyseg_cli.plots.markdown import TUNE_METRICS, ReportOptions, report_markdown
+
+    console.configure(verbose, quiet)
+    check_outputs({"-o": output}, force, {"TABLE": [p for p in inputs if p != STDIO]})
+    sources = open_sources(inputs, label)
+    found = resolve_kind(sources, kind.value if kind != ReportKind.auto else "auto")
+    if found not in ("runs", "tune"):
+        raise typer.BadParameter(
+            f"{sources[0].path} is a training log: report reads scores tables and tune-oii "
+            "logs (score the run's predictions, or draw the log with 'tinyseg plot')",
+            param_hint="TABLE",
+        )
+    wanted = [name for text in metric or [] for name in parse_names(text) or []] or None
+    if found == "tune":
+        metrics, series = wanted or list(TUNE_METRICS), [[] for _ in sources]
+    else:
+        metrics = choose_metrics(sources, wanted)
+        series = choose_series(sources, parse_names(classes))
+    text = report_markdown(found, sources, series, ReportOptions(metrics, digits, title))
+    if output == STDIO:
+        typer.echo(text, nl=False)
+        return
+    with atomic_path(output) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    if not console.STATE.quiet:
+        console.stderr.print(f"wrote {console.safe(output)}", soft_wrap=True)

@@ -1,0 +1,117 @@
+"""Markdown tables of tinyseg's own tables (``tinyseg report``): scores tables side by side,
+one row per table with mean ± std over its runs, and tune-oii searches step by step. Pure:
+strings in, strings out; the readers are those of ``tinyseg plot``
+(:mod:`tinyseg_cli.plots.tables`, :mod:`tinyseg_cli.plots.curves`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyseg_cli.plots.curves import read_runs, read_tune
+from tinyseg_cli.plots.tables import Source, floats
+
+NULL = "–"  # a score that is undefined (0/0) or absent
+TUNE_METRICS = ("oii", "iou", "precision")  # the output-imbalance study's columns per step
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``tinyseg report`` lists: score columns, classes, digits and a title."""
+
+    metrics: list[str]
+    digits: int = 3
+    title: str | None = None
+
+
+def escape_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: pipes escaped, line breaks as spaces."""
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+
+
+def number(value: float, digits: int) -> str:
+    """A score rounded to ``digits`` decimals; ``–`` when undefined."""
+    return NULL if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def mean_std(mean: float, std: float, digits: int) -> str:
+    """``mean ± std``, or the mean alone where the spread is undefined (fewer than 2 runs)."""
+    if math.isnan(mean) or math.isnan(std):
+        return number(mean, digits)
+    return f"{number(mean, digits)} ± {number(std, digits)}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """A GitHub-flavoured Markdown table; the first ``left`` columns left-aligned, the rest
+    (numbers) right-aligned. Cells are escaped here."""
+    rule = [":---" if n < left else "---:" for n in range(len(header))]
+    lines = [header, rule, *rows]
+    return "\n".join(
+        "| " + " | ".join(cell if line is rule else escape_cell(cell) for cell in line) + " |"
+        for line in lines
+    )
+
+
+def runs_markdown(sources: list[Source], series: list[list[str]], options: ReportOptions) -> str:
+    """One row per scores table: its label, its number of runs, then per metric and class
+    the mean ± std over its runs (ddof = 1, null scores left out, as ``score --run``)."""
+    names = list(dict.fromkeys(key for chosen in series for key in chosen))
+    header = ["table", "runs"] + [
+        f"{metric} {name}" for metric in options.metrics for name in names
+    ]
+    rows = []
+    for source, chosen in zip(sources, series, strict=True):
+        scores = read_runs([source], [chosen], options.metrics)
+        row = [source.label, str(len(scores.runs))]
+        for metric in options.metrics:
+            means, stds = scores.mean(metric), scores.std(metric)
+            where = {name: column for column, name in enumerate(scores.series)}
+            for name in names:
+                column = where.get(name)
+                row.append(
+                    NULL
+                    if column is None
+                    else mean_std(float(means[column]), float(stds[column]), options.digits)
+                )
+        rows.append(row)
+    return markdown_table(header, rows, left=1)
+
+
+def tune_markdown(source: Source, options: ReportOptions) -> str:
+    """The steps of one tune-oii search: the searched value, the scores, whether its OII is
+    in the target band; then the number of trainings."""
+    search = read_tune(source)
+    metrics = [m for m in options.metrics if m in source.table.column_names] or ["oii"]
+    order = np.argsort(floats(source, "step"), kind="stable")
+    columns = {metric: floats(source, metric)[order] for metric in metrics}
+    header = ["step", search.param, *metrics]
+    band = search.target
+    if band is not None:
+        header.append(f"in [{band[0]:g}, {band[1]:g}]")
+    rows = []
+    for n, step in enumerate(search.steps):
+        row = [str(int(step)), f"{search.values[n]:.{options.digits + 1}g}"]
+        row += [number(float(columns[metric][n]), options.digits) for metric in metrics]
+        if band is not None:
+            oii = float(search.oii[n])
+            row.append(NULL if math.isnan(oii) else ("yes" if band[0] <= oii <= band[1] else "no"))
+        rows.append(row)
+    table = markdown_table(header, rows, left=0)
+    return f"{table}\n\n{len(rows)} training(s)."
+
+
+def report_markdown(
+    kind: str, sources: list[Source], series: list[list[str]], options: ReportOptions
+) -> str:
+    """The whole report: an optional title, then the table(s) of ``kind`` (runs or tune)."""
+    parts = [f"## {escape_cell(options.title)}"] if options.title else []
+    if kind == "tune":
+        for source in sources:
+            heading = f"### {escape_cell(source.label)}" if len(sources) > 1 else None
+            parts += [*filter(None, [heading]), tune_markdown(source, options)]
+    else:
+        parts.append(runs_markdown(sources, series, options))
+    return "\n\n".join(parts) + "\n"
