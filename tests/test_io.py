@@ -306,3 +306,44 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path):
     finally:
         os.umask(mask)
     assert (tmp_path / "out.parquet").stat().st_mode & 0o777 == 0o644
+
+
+def write_jpeg(path: Path, array: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, "JPEG", quality=95)
+    return path
+
+
+def test_jpeg_images_are_read_but_never_as_maps(tmp_path: Path, cli):
+    from tinyseg_cli.io.image_rows import image_size
+
+    grey = np.full((12, 20), 200, np.uint8)  # flat: JPEG keeps a constant block exactly
+    rgb = np.zeros((8, 16, 3), np.uint8)
+    rgb[:] = (0, 0, 255)
+    write_jpeg(tmp_path / "images" / "a.jpg", grey)
+    write_jpeg(tmp_path / "images" / "b.JPEG", rgb)
+    assert read_raster(tmp_path / "images" / "a.jpg").tolist() == grey.tolist()
+    decoded = read_raster(tmp_path / "images" / "b.JPEG")
+    assert decoded.shape == (8, 16, 3) and decoded.dtype == np.uint8
+    assert image_size(tmp_path / "images" / "b.JPEG") == (8, 16)
+    assert sorted(resolve_maps(str(tmp_path / "images"), images=True)) == ["a", "b"]
+    with pytest.raises(TinysegError, match="only JPEG files, which can be images but not masks"):
+        resolve_maps(str(tmp_path / "images"))
+    with pytest.raises(TinysegError, match="ground truth cannot be JPEG"):
+        open_label_map(tmp_path / "images" / "a.jpg", "truth")
+    (tmp_path / "fake.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(TinysegError, match=r"fake\.jpg: unreadable JPG file"):
+        read_raster(tmp_path / "fake.jpg")
+    write_map(tmp_path / "masks" / "a.png", np.zeros((12, 20), np.uint8))
+    write_map(tmp_path / "masks" / "b.png", np.ones((8, 16), np.uint8))
+    out = tmp_path / "split.parquet"
+    result = cli(
+        "split", "--from-dir", tmp_path / "images", "--masks", tmp_path / "masks",
+        "--ratios", "0.5,0.5", "--classes", "bg,defect", "-o", out, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(p).name for p in pq.read_table(out)["image"].to_pylist()) == [
+        "a.jpg", "b.JPEG",
+    ]  # fmt: skip

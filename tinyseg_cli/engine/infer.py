@@ -138,10 +138,10 @@ def gather_inputs(inputs: Sequence[str], split: str | None, stdin: BinaryIO) -> 
             found, is_table = _stdin_refs(stdin.read(), split)
             manifests += is_table
         elif is_table_path(spec) and Path(spec).is_file():
-            found = resolve_maps(spec, columns=("image",), split=split)
+            found = resolve_maps(spec, columns=("image",), split=split, images=True)
             manifests += 1
         else:
-            found = resolve_maps(spec, columns=("image",))
+            found = resolve_maps(spec, columns=("image",), images=True)
         if not found:  # folders, globs and paths on stdin fail on their own when empty
             raise TinysegError(f"{'<stdin>' if spec == '-' else spec}: the manifest holds no image")
         _add(refs, found, "<stdin>" if spec == "-" else spec)

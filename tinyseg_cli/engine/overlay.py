@@ -49,7 +49,9 @@ def gather_samples(
         raise UsageError(f"--split {split}: neither --image nor --truth is a manifest table")
     truths = resolve_maps(truth, columns=("mask",), split=split if _is_table(truth) else None)
     preds = resolve_maps(pred, columns=("prediction", "mask"))
-    images = resolve_maps(image, columns=("image",), split=split if _is_table(image) else None)
+    images = resolve_maps(
+        image, columns=("image",), split=split if _is_table(image) else None, images=True
+    )
     single = _single_file(truth) and _single_file(pred)
     pairing = pair_maps(truths, preds, missing, single)  # type: ignore[arg-type]
     if single and _single_file(image):

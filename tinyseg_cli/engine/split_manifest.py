@@ -76,7 +76,7 @@ def _resolved(table: pa.Table, column: str, spec: str, name: str) -> list[Path |
 def manifest_from_dirs(images: str, masks: str) -> tuple[Manifest, list[str], list[str]]:
     """A manifest of the images and masks with the same stem; also the unmatched stems of
     each side. An error when no stem matches."""
-    image_maps, mask_maps = resolve_maps(images), resolve_maps(masks)
+    image_maps, mask_maps = resolve_maps(images, images=True), resolve_maps(masks)
     common = sorted(image_maps.keys() & mask_maps.keys())
     if not common:
         raise TinysegError(

@@ -21,7 +21,7 @@ import numpy as np
 from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.io.images import as_unit_float, check_finite, fit_channels
 from tinyseg_cli.io.paths import not_a_file
-from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi, read_raster
+from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, JPEG_SUFFIXES, Roi, read_raster
 
 CHECK_ROWS = 256  # rows of a float image checked for NaN at a time
 
@@ -52,14 +52,23 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise not_a_file(path)
-    if suffix not in RASTER_SUFFIXES:
+    if suffix not in IMAGE_SUFFIXES:
         raise TinysegError(
-            f"{path}: unsupported image format {suffix!r} (expected TIFF, PNG or NPY)"
+            f"{path}: unsupported image format {suffix!r} (expected TIFF, PNG, NPY or JPEG)"
         )
     try:
         if suffix == ".npy":  # np.load checks the data's length against the header
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             return tuple(array.shape), array.dtype
+        if suffix in JPEG_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                if image.format != "JPEG":
+                    raise ValueError(f"content is {image.format}, not JPEG")
+                width, height = image.size
+                grey = image.mode == "L"
+            return ((height, width) if grey else (height, width, 3)), np.dtype(np.uint8)
         if suffix == ".png":
             from PIL import Image
 

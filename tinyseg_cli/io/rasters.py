@@ -1,4 +1,5 @@
-"""Label and probability maps from TIFF, PNG and NPY files, decoded in blocks of rows.
+"""Label and probability maps from TIFF, PNG and NPY files, decoded in blocks of rows; images
+also from JPEG (lossy, so never a mask or a prediction).
 
 A :class:`LabelMap` holds the raw array (memory-mapped where the format allows: NPY and
 uncompressed TIFF) and turns any block of rows into class labels on demand, so large maps
@@ -19,12 +20,16 @@ from tinyseg_cli.io.palette import Palette, UnknownColour
 from tinyseg_cli.io.paths import not_a_file
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".npy"})
+# Images may also be JPEG (the public inspection sets ship their photographs so); masks and
+# predictions may not: JPEG's lossy blocks would invent labels along every edge.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+IMAGE_SUFFIXES = RASTER_SUFFIXES | JPEG_SUFFIXES
 Role = Literal["truth", "prediction"]
 Roi = tuple[int, int, int, int]  # y0, x0, y1, x1
 
 
 def read_raster(path: Path) -> np.ndarray:
-    """The raw array of a TIFF, PNG or NPY file; memory-mapped when possible."""
+    """The raw array of a TIFF, PNG, NPY or JPEG file; memory-mapped when possible."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise not_a_file(path)
@@ -42,6 +47,8 @@ def read_raster(path: Path) -> np.ndarray:
             return tifffile.memmap(path, mode="r")
         if suffix == ".png":
             return _decode_png(path)
+        if suffix in JPEG_SUFFIXES:
+            return _decode_jpeg(path)
     except TinysegError:
         raise
     except Exception as error:  # each library raises its own types for corrupt files
@@ -72,6 +79,19 @@ def _decode_png(path: Path) -> np.ndarray:
         array = np.asarray(image)
     # Mode "1" arrives as bool with True stored as byte 255: convert, never view, to get 0/1.
     return array.astype(np.uint8) if array.dtype == bool else array
+
+
+def _decode_jpeg(path: Path) -> np.ndarray:
+    """A JPEG's pixels (grey H×W or RGB H×W×3, 8-bit)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.format != "JPEG":
+            raise ValueError(f"content is {image.format}, not JPEG")
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("RGB")  # CMYK or YCCK scans
+        image.load()
+        return np.asarray(image)
 
 
 def _exported(image: Any) -> np.ndarray | None:
@@ -200,6 +220,11 @@ def open_label_map(
 
 
 def _open_raw(path: Path, role: Role, palette: Palette | None, threshold: float | None) -> LabelMap:
+    if path.suffix.lower() in JPEG_SUFFIXES:
+        raise TinysegError(
+            f"{path}: a {'ground truth' if role == 'truth' else role} cannot be JPEG (lossy "
+            "compression changes labels along every edge); store masks as PNG, TIFF or NPY"
+        )
     raw = read_raster(path)
     if raw.ndim == 3 and raw.dtype.kind in "uib":  # one-channel maps stored as 3D
         if raw.shape[-1] == 1:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.paths import check_storable, visible
-from tinyseg_cli.io.rasters import RASTER_SUFFIXES, Roi
+from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, JPEG_SUFFIXES, RASTER_SUFFIXES, Roi
 from tinyseg_cli.io.tables import integer_column, is_table_path, read_table, resolve_table_path
 
 ROI_COLUMNS = ("y0", "x0", "y1", "x1")
@@ -37,10 +37,12 @@ class MapRef:
         return self.origin or str(self.path)
 
 
-def _by_stem(paths: list[Path], source: str) -> dict[str, MapRef]:
+def _by_stem(
+    paths: list[Path], source: str, suffixes: frozenset[str] = RASTER_SUFFIXES
+) -> dict[str, MapRef]:
     found: dict[str, MapRef] = {}
     for path in sorted(paths):
-        if path.suffix.lower() not in RASTER_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in suffixes or not path.is_file():
             continue
         check_storable(path.stem, str(path))
         if path.stem in found:
@@ -50,7 +52,14 @@ def _by_stem(paths: list[Path], source: str) -> dict[str, MapRef]:
             )
         found[path.stem] = MapRef(path.stem, path)
     if not found:
-        raise TinysegError(f"{source}: no TIFF, PNG or NPY files found")
+        if any(path.suffix.lower() in JPEG_SUFFIXES for path in paths):
+            raise TinysegError(
+                f"{source}: only JPEG files, which can be images but not masks or predictions "
+                "(lossy compression changes labels along every edge): store maps as PNG, TIFF "
+                "or NPY"
+            )
+        kinds = "TIFF, PNG, NPY or JPEG" if suffixes == IMAGE_SUFFIXES else "TIFF, PNG or NPY"
+        raise TinysegError(f"{source}: no {kinds} files found")
     return found
 
 
@@ -122,29 +131,34 @@ def manifest_maps(
 
 
 def resolve_maps(
-    spec: str, *, columns: tuple[str, ...] = ("mask",), split: str | None = None
+    spec: str,
+    *,
+    columns: tuple[str, ...] = ("mask",),
+    split: str | None = None,
+    images: bool = False,
 ) -> dict[str, MapRef]:
     """Maps named by ``spec`` (folder, glob, manifest table, or one file), keyed by sample id.
 
-    ``columns`` are the manifest columns to read paths from, first present wins.
+    ``columns`` are the manifest columns to read paths from, first present wins. ``images``:
+    folders and globs also yield JPEG files (images may be JPEG, maps may not).
     """
+    suffixes = IMAGE_SUFFIXES if images else RASTER_SUFFIXES
     path = Path(spec)
     if spec == "-" or (is_table_path(spec) and path.is_file()):
         return manifest_maps(read_table(spec), spec, columns, split)
     if split is not None:
         raise TinysegError(f"{spec}: --split needs a manifest table")
     if path.is_dir():
-        return _by_stem([entry for entry in path.iterdir() if visible(entry)], spec)
+        return _by_stem([entry for entry in path.iterdir() if visible(entry)], spec, suffixes)
     if path.is_file():
-        if path.suffix.lower() not in RASTER_SUFFIXES:
-            raise TinysegError(
-                f"{spec}: unsupported file type (expected TIFF, PNG, NPY or a table)"
-            )
+        if path.suffix.lower() not in suffixes:
+            kinds = "TIFF, PNG, NPY, JPEG" if images else "TIFF, PNG, NPY"
+            raise TinysegError(f"{spec}: unsupported file type (expected {kinds} or a table)")
         check_storable(path.stem, spec)
         return {path.stem: MapRef(path.stem, path)}
     if GLOB_CHARACTERS & set(spec):
         matches = [Path(match) for match in glob.glob(spec)]
         if not matches:
             raise TinysegError(f"{spec}: the pattern matches no file")
-        return _by_stem(matches, spec)
+        return _by_stem(matches, spec, suffixes)
     raise TinysegError(f"{spec}: no such file or directory")
