@@ -151,6 +151,7 @@ def test_bad_sizes_in_the_spec(key, value):
 
 SEED_STRIDES = {
     "unet-baseline": 16,
+    "unet-64": 16,
     "half-unet": 4,
     "multiresunet": 16,
     "half-multiresunet": 4,
@@ -187,14 +188,15 @@ def conv_bn(a: int, b: int, k: int = 3) -> int:
     return k * k * a * b + 2 * b
 
 
-def unet_baseline_parameters(width: int, c_in: int, c_out: int) -> int:
-    """SPEC §7.2 by hand: stages w, 2w, 4w, 8w, bottleneck 16w; 2×2 up-convolutions with batch
-    norm; a biased 3×3 convolution as the last layer."""
-    w = [width * 2**i for i in range(5)]
+def unet_parameters(width: int, c_in: int, c_out: int, depth: int = 4, growth: int = 2) -> int:
+    """SPEC §7.2 by hand: stages w·2^i, bottleneck growth × the last; 2×2 up-convolutions with
+    batch norm; a biased 3×3 convolution as the last layer."""
+    w = [width * 2**i for i in range(depth)] + [width * 2 ** (depth - 1) * growth]
     encoder = conv_bn(c_in, w[0]) + conv_bn(w[0], w[0])
-    encoder += sum(conv_bn(w[i - 1], w[i]) + conv_bn(w[i], w[i]) for i in range(1, 5))
+    encoder += sum(conv_bn(w[i - 1], w[i]) + conv_bn(w[i], w[i]) for i in range(1, depth + 1))
     decoder = sum(
-        conv_bn(w[i + 1], w[i], 2) + conv_bn(2 * w[i], w[i]) + conv_bn(w[i], w[i]) for i in range(4)
+        conv_bn(w[i + 1], w[i], 2) + conv_bn(2 * w[i], w[i]) + conv_bn(w[i], w[i])
+        for i in range(depth)
     )
     return encoder + decoder + 9 * width * c_out + c_out
 
@@ -204,9 +206,20 @@ def test_unet_baseline_parameter_count():
     # encoder 62 + 232 + 896 + 3520, bottleneck 13952,
     # decoder (2080 + 6976) + (528 + 1760) + (136 + 448) + (36 + 116), last layer 19.
     tiny = build_model({"arch": "unet-baseline", "in_channels": 1, "out_channels": 1, "width": 2})
-    assert sum(p.numel() for p in tiny.parameters()) == 30761 == unet_baseline_parameters(2, 1, 1)
+    assert sum(p.numel() for p in tiny.parameters()) == 30761 == unet_parameters(2, 1, 1)
     full = build_model(spec_of("unet-baseline"))
-    assert sum(p.numel() for p in full.parameters()) == unet_baseline_parameters(32, 3, K)
+    assert sum(p.numel() for p in full.parameters()) == unet_parameters(32, 3, K)
+
+
+@pytest.mark.parametrize(
+    ("arch", "width", "depth", "growth"),
+    [("unet-baseline", 32, 4, 2), ("unet-64", 64, 4, 1), ("half-unet", 64, 2, 2)],
+)
+def test_unet_widths_by_hand(arch: str, width: int, depth: int, growth: int):
+    with torch.device("meta"):
+        model = build_model(spec_of(arch))
+    assert normalise_spec(spec_of(arch))["width"] == width
+    assert sum(p.numel() for p in model.parameters()) == unet_parameters(width, 3, K, depth, growth)
 
 
 def test_multires_block_and_res_path_parameter_counts():
@@ -229,6 +242,29 @@ def test_multiresunet_depths_and_res_path_lengths(arch: str, lengths: list[int])
     model = build_model(spec_of(arch, width=4))
     assert [len(path.convs) for path in model.paths] == lengths
     assert len(model.encoder) == len(model.decoder) == len(lengths)
+
+
+def multires_channels(units: int) -> int:
+    """Output channels of a MultiRes block of ``units``: int(0.167 W) + int(0.333 W) +
+    int(0.5 W) with W = 1.67 U."""
+    w = 1.67 * units
+    return int(0.167 * w) + int(0.333 * w) + int(0.5 * w)
+
+
+@pytest.mark.parametrize(
+    ("arch", "units"),
+    [
+        ("multiresunet", [42, 84, 168, 336, 672]),  # the bottleneck doubles, as in the paper
+        ("half-multiresunet", [24, 48, 48]),  # reduced: it keeps the last stage's units
+        ("quarter-multiresunet", [24, 24]),
+    ],
+)
+def test_multiresunet_default_widths(arch: str, units: list[int]):
+    with torch.device("meta"):
+        model = build_model(spec_of(arch))
+    found = [block.out_channels for block in [*model.encoder, model.bottleneck]]
+    assert found == [multires_channels(u) for u in units]
+    assert [path.convs[0][0].out_channels for path in model.paths] == units[:-1]
 
 
 # --- describe -----------------------------------------------------------------------------
@@ -262,6 +298,40 @@ def test_describe_counts_parameters_and_flops():
     assert info["flops"] == unet_baseline_flops(2, 1, 1, 32) * 48 // 32 > 0
     with pytest.raises(TinysegError, match="multiples of 16"):
         describe(model, spec, (40, 48))
+
+
+# The microplastic study's Table 4 (Lee & Jhang 2021), the hand-given reference: parameters
+# and FLOPs at 512×512 (FLOPs = 2 × multiply-adds), and ours, counted by this code with 3 input
+# channels and 1 output (benchmarks/seed_network_widths.py chose the widths).
+TABLE_4 = {
+    "unet-64": (21_977_600, 329.7e9),
+    "half-unet": (1_772_400, 204.0e9),
+    "multiresunet": (13_546_900, 204.8e9),
+    "half-multiresunet": (214_900, 42.9e9),
+    "quarter-multiresunet": (44_500, 21.9e9),
+}
+PUBLISHED_SIZES = {
+    "unet-64": (20_551_297, 364_132_696_064),
+    "half-unet": (1_864_833, 203_071_422_464),
+    "multiresunet": (12_489_381, 218_002_210_816),
+    "half-multiresunet": (227_441, 39_798_112_256),
+    "quarter-multiresunet": (49_456, 21_028_798_464),
+}
+
+
+@pytest.mark.parametrize("arch", TABLE_4)
+def test_seed_networks_have_the_published_sizes(arch: str):
+    spec = {"arch": arch, "in_channels": 3, "out_channels": 1}
+    with torch.device("meta"):  # counts only: no weights are initialised
+        model = build_model(spec)
+    info = describe(model, spec, (512, 512))
+    assert (info["parameters"], info["flops"]) == PUBLISHED_SIZES[arch]
+    parameters, flops = TABLE_4[arch]
+    assert info["parameters"] == pytest.approx(parameters, rel=0.15)
+    assert info["flops"] == pytest.approx(flops, rel=0.15)
+    # Every layer is a convolution (or pooling) whose output has a fixed share of the input's
+    # pixels, so at sides that are multiples of the stride FLOPs grow exactly with the area.
+    assert describe(model, spec, (128, 256))["flops"] * 8 == info["flops"]
 
 
 @pytest.mark.parametrize(("arch", "encoder"), [("unet", "mobilenet_v2"), ("pan", "resnet34")])

@@ -100,3 +100,14 @@ def test_refusals(cli, two_runs, tmp_path):
     assert_refused(result, 2, "--classes", "'cat'", root=tmp_path, before=before)
     result = cli("report", both, "-o", both, "--force")
     assert_refused(result, 2, "input", root=tmp_path, before=before)
+
+
+def test_each_run_rows_before_the_mean(cli, two_runs):
+    both, _ = two_runs
+    result = cli("report", both, "--metric", "f2", "--each-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2:] == [
+        "| a | 1 | 0.556 |",  # 5/9
+        "| b | 1 | 0.952 |",  # 20/21
+        "| both | 2 | 0.754 ± 0.281 |",
+    ]

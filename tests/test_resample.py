@@ -13,8 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_tinyseg, write_map
 
+from tinyseg_cli.engine.resample import Options, draw_patches
+from tinyseg_cli.engine.resample_survey import Settings, read_manifest, survey_samples
 from tinyseg_cli.io.tables import resolve_table_path
 from tinyseg_cli.prep.patches import (
+    HANDFUL,
     PixelBalancer,
     Unbalanced,
     candidate_tops,
@@ -22,9 +25,13 @@ from tinyseg_cli.prep.patches import (
     draw_ranks,
     fixed_quotas,
     largest_remainder,
+    least_excess,
     patch_pixels,
+    patch_pixels_summed,
     pixel_spread,
     positions_of_ranks,
+    summed_area,
+    window_pixels,
 )
 
 # --- candidate patches --------------------------------------------------------------------
@@ -90,14 +97,60 @@ def test_positions_of_ranks_follow_row_major_order():
         assert np.array_equal(np.stack([ys, xs], 1), cells[ranks])
 
 
+def brute_force_pixels(
+    labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int, n_classes: int, ignore: int
+) -> np.ndarray:
+    out = np.zeros((len(ys), n_classes), np.int64)
+    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+        for c in range(n_classes):
+            if c != ignore:
+                out[i, c] = int((labels[y : y + size, x : x + size] == c).sum())
+    return out
+
+
+def test_summed_area_by_hand():
+    present = np.array([[1, 0, 1], [0, 1, 1]], bool)
+    assert summed_area(present).tolist() == [[0, 0, 0, 0], [0, 1, 1, 2], [0, 1, 2, 4]]
+    assert summed_area(present).dtype == np.int32
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_window_counts_equal_brute_force(size: int):
+    """Summed-area counts of every class in every valid patch, with and without ignored
+    pixels (255, or -100 in a signed map), against sums over the windows."""
+    rng = np.random.default_rng(size)
+    for trial in range(6):
+        shape = tuple(int(v) for v in rng.integers(size, 24, 2))
+        n_classes = int(rng.integers(1, 5))
+        labels = rng.choice(n_classes, shape, p=rng.dirichlet(np.ones(n_classes))).astype(np.uint8)
+        if trial % 2:
+            labels[rng.random(shape) < 0.1] = 255
+        tops = np.argwhere(np.ones((shape[0] - size + 1, shape[1] - size + 1), bool))
+        ys, xs = tops[:, 0], tops[:, 1]
+        expected = brute_force_pixels(labels, ys, xs, size, n_classes, 255)
+        assert np.array_equal(patch_pixels_summed(labels, ys, xs, size, n_classes, 255), expected)
+        assert np.array_equal(patch_pixels(labels, ys, xs, size, n_classes, 255), expected)
+        for few in (slice(0, 1), slice(None)):  # the bincount and the summed-area branch
+            got = window_pixels(labels, ys[few], xs[few], size, n_classes, 255)
+            assert np.array_equal(got, expected[few])
+        signed = labels.astype(np.int16)
+        signed[signed == 255] = -100
+        got = patch_pixels_summed(signed, ys, xs, size, n_classes, -100)
+        assert np.array_equal(got, expected)
+        inside = brute_force_pixels(labels, ys, xs, size, n_classes, 0)  # ignore label 0
+        assert np.array_equal(patch_pixels_summed(labels, ys, xs, size, n_classes, 0), inside)
+        assert np.array_equal(patch_pixels(labels, ys, xs, size, n_classes, 0), inside)
+
+
 def test_patch_pixels_leave_the_ignore_label_out():
     labels = np.array([[0, 1, 255], [2, 1, 0], [0, 0, 0]], np.uint8)
-    got = patch_pixels(labels, np.array([0, 1]), np.array([1, 0]), 2, 3, 255)
-    # (0,1): 1, 255, 1, 0 -> bg 1, c1 2; (1,0): 2, 1, 0, 0 -> bg 2, c1 1, c2 1
-    assert got.tolist() == [[1, 2, 0], [2, 1, 1]]
-    signed = labels.astype(np.int16)
-    signed[signed == 255] = -100
-    assert patch_pixels(signed, np.array([0]), np.array([1]), 2, 3, -100).tolist() == [[1, 2, 0]]
+    for count in (patch_pixels, patch_pixels_summed):
+        got = count(labels, np.array([0, 1]), np.array([1, 0]), 2, 3, 255)
+        # (0,1): 1, 255, 1, 0 -> bg 1, c1 2; (1,0): 2, 1, 0, 0 -> bg 2, c1 1, c2 1
+        assert got.tolist() == [[1, 2, 0], [2, 1, 1]]
+        signed = labels.astype(np.int16)
+        signed[signed == 255] = -100
+        assert count(signed, np.array([0]), np.array([1]), 2, 3, -100).tolist() == [[1, 2, 0]]
 
 
 # --- draws and compositions ---------------------------------------------------------------
@@ -136,24 +189,130 @@ def test_oversample_quota_splits_n_and_draws_the_rest_at_random():
 
 
 def test_pixel_balancer_by_hand():
+    """With a handful of 1 every candidate is taken in turn: uniform draws."""
     pools = {1: np.array([[0, 10, 0]] * 4), 2: np.array([[0, 0, 4]] * 4)}
-    balancer = PixelBalancer([1, 2], 3, tolerance=0.2, min_patches=1, max_patches=10)
+    balancer = PixelBalancer([1, 2], 3, 0.2, min_patches=1, max_patches=10, handful=1)
     # totals (a, b): tie -> class 1: (10, 0); then 2: (10, 4); 2: (10, 8): (10-8)/10 = 0.2
     assert balancer.feed(pools) is None
-    assert balancer.taken == [(1, 0), (2, 0), (2, 1)]
+    assert balancer.picks == {1: [0], 2: [0, 1]}
+    assert balancer.drawn == {1: 1, 2: 2} and balancer.patches == 3
     assert balancer.spread == pytest.approx(0.2)
 
 
 def test_pixel_balancer_asks_for_more_then_gives_up():
     pools = {1: np.array([[0, 5, 0]]), 2: np.array([[0, 10, 1]] * 3)}  # b comes with 10 a
-    balancer = PixelBalancer([1, 2], 3, tolerance=0.1, min_patches=1, max_patches=10)
+    balancer = PixelBalancer([1, 2], 3, 0.1, min_patches=1, max_patches=10, handful=1)
     # (a, b) = (5, 0) -> class 2 three times: (35, 3), b still lowest, its pool is dry
     assert balancer.feed(pools) == 2
-    assert balancer.totals.tolist() == [0, 35, 3]
-    pools[2] = np.array([[0, 10, 1]] * 20)
+    assert balancer.totals.tolist() == [0, 35, 3] and balancer.picks == {1: [0], 2: [0, 1, 2]}
+    pools = {1: np.zeros((0, 3), np.int64), 2: np.array([[0, 10, 1]] * 20)}  # the unused ones
     with pytest.raises(Unbalanced, match="10 patches drawn"):
         balancer.feed(pools)
     assert pixel_spread(np.array([0, 0])) == float("inf")
+
+
+def test_least_excess_by_hand():
+    targets = np.array([1, 2, 3])
+    totals = np.array([500, 100, 90, 10])  # class 3 is due; the level is 100
+    handful = np.array(
+        [
+            [0, 30, 0, 10],  # 100+30: 30 beyond the level, 3 per pixel gained
+            [0, 0, 20, 10],  # 90+20: 10 beyond, 1 per pixel gained
+            [0, 40, 0, 200],  # lifts the level to 210 itself: 140 stays below, 0
+            [0, 0, 5, 10],  # 90+5 stays below 100: 0, but fewer pixels gained
+            [9, 0, 0, 200],  # background is no target: 0, as many gained as row 2
+        ]
+    )
+    assert least_excess(totals, targets, 3, handful) == 2  # 0, most gained, first
+    assert least_excess(totals, targets, 3, handful[[0, 1]]) == 1
+    assert least_excess(totals, targets, 3, handful[[0, 1, 3]]) == 2
+
+
+def test_pixel_balancer_takes_the_best_of_each_handful():
+    # class 2 candidates, handful 2: (a 8, b 1) then (a 0, b 1); picks take the second
+    pools = {1: np.array([[0, 2, 0], [0, 9, 0]]), 2: np.array([[0, 8, 1], [0, 0, 1]] * 3)}
+    balancer = PixelBalancer([1, 2], 3, 0.0, min_patches=1, max_patches=10, handful=2)
+    # (a, b): class 1's best of (2, 9) -> equal excess 0, most gain: 9; then b: 1, 2, 3 ...
+    assert balancer.feed(pools) == 2
+    assert balancer.picks == {1: [1], 2: [1, 3, 5]} and balancer.totals.tolist() == [0, 9, 3]
+
+
+NEAR = 8  # patch side of the near-common mask
+
+
+def near_common_mask() -> np.ndarray:
+    """16×24, classes bg, common (1), rare (2); patch 8. Columns 0-7 are common, column 8
+    rare: every rare pixel touches the common block.
+
+    A rare candidate has its left edge x in 1…8 (any of the 9 rows): 8 rare pixels and
+    8·(8 − x) common ones, 28 on average, so uniform draws add 3.5 common pixels for each
+    rare one and a patch drawn for common adds at least 8 more: the totals drift towards
+    3.5 : 1, a spread near 71 %. The x = 8 windows hold no common pixel; 1 in 8 candidates,
+    so a handful of 64 holds one with probability 1 − (7/8)⁶⁴ > 0.9998.
+    """
+    mask = np.zeros((16, 24), np.uint8)
+    mask[:, :8] = 1
+    mask[:, 8] = 2
+    return mask
+
+
+def near_common_manifest(root: Path) -> Path:
+    write_map(root / "m.png", near_common_mask())
+    (root / "manifest.csv").write_text("sample_id,image,mask\ns,m.png,m.png\n")
+    return root / "manifest.csv"
+
+
+def draw_near_common(root: Path, handful: int, seed: int = 0, draws: int = 1):
+    manifest = read_manifest(str(near_common_manifest(root)))
+    settings = Settings(NEAR, 3, 255)
+    surveys = survey_samples(manifest.samples, settings)
+    options = Options(
+        "equal-pixels", 20, draws, seed=seed, targets=(1, 2), max_patches=400, handful=handful
+    )
+    return draw_patches(manifest.samples, surveys, options, settings)
+
+
+def test_uniform_draws_cannot_balance_a_rare_class_next_to_a_common_one(tmp_path: Path):
+    with pytest.raises(Unbalanced, match=r"400 patches drawn and the pixel totals still") as e:
+        draw_near_common(tmp_path, handful=1)
+    spread = float(str(e.value).split("differ by ")[1].split("%")[0]) / 100
+    assert spread > 0.5  # the hand argument says about 0.71
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_composition_aware_draws_meet_the_tolerance(tmp_path: Path, seed: int):
+    patches = draw_near_common(tmp_path, HANDFUL, seed, draws=2)
+    assert patches.spreads is not None and max(patches.spreads) <= 0.10
+    pixels = patch_pixels(near_common_mask(), patches.ys, patches.xs, NEAR, 3)
+    assert np.array_equal(patches.pixels, pixels)
+    for d in range(2):
+        totals = patches.pixels[patches.draw == d].sum(axis=0)[1:]
+        assert np.count_nonzero(patches.draw == d) >= 20
+        assert pixel_spread(totals) <= 0.10
+    again = draw_near_common(tmp_path, HANDFUL, seed, draws=2)
+    for name in ("image", "ys", "xs", "target", "draw"):
+        assert np.array_equal(getattr(again, name), getattr(patches, name))
+    other = draw_near_common(tmp_path, HANDFUL, seed + 10, draws=2)
+    assert not np.array_equal(other.xs, patches.xs) or not np.array_equal(other.ys, patches.ys)
+
+
+def test_equal_pixels_near_a_common_class_through_the_command(cli, tmp_path: Path):
+    manifest = near_common_manifest(tmp_path)
+    args = (
+        "resample", manifest, "--strategy", "equal-pixels", "--size", str(NEAR), "-n", "20",
+        "--classes", "bg,common,rare", "-j", "1", "--json", "--force",
+    )  # fmt: skip
+    result = cli(*args, "-o", tmp_path / "p.parquet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["spread"][0] <= 0.10
+    common, rare = (row["pixels"] for row in summary["classes"][1:])
+    assert (max(common, rare) - min(common, rare)) / max(common, rare) <= 0.10
+    data = (tmp_path / "p.parquet").read_bytes()
+    assert cli(*args, "-o", tmp_path / "p.parquet").exit_code == 0
+    assert (tmp_path / "p.parquet").read_bytes() == data
+    meta = json.loads(pq.read_table(tmp_path / "p.parquet").schema.metadata[b"tinyseg.resample"])
+    assert meta["handful"] == HANDFUL
 
 
 # --- the command --------------------------------------------------------------------------

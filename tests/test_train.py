@@ -267,6 +267,18 @@ def test_dry_run_prints_model_and_data(cli, split, tmp_path):
     assert sum(c["pixels"] for c in summary["classes"]) > 0
 
 
+def test_dry_run_prints_the_published_sizes(cli, split):
+    # The microplastic study's Half U-Net at its 512×512, one output (SPEC §7.2): the counts
+    # tests/test_models.py pins against the study's Table 4 (1.7724 M, 204.0 B).
+    args = ("train", split, "--arch", "half-unet", "--resize", "512", "512", "--binary", "pit")
+    printed = cli(*args, "--dry-run")
+    assert printed.exit_code == 0, printed.output
+    assert "1,864,833" in printed.output and "203,071,422,464" in printed.output
+    summary = json.loads(cli(*args, "--dry-run", "--json", "-q").stdout)
+    assert summary["input_size"] == [512, 512]
+    assert (summary["parameters"], summary["flops"]) == (1_864_833, 203_071_422_464)
+
+
 def test_json_summary_of_a_run(cli, split, tmp_path):
     run = tmp_path / "run"
     args = ("train", split, *TINY, "--epochs", "1", "--workers", "0", "-o", run, "--json")

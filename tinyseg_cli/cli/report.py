@@ -104,6 +104,14 @@ def report(
             show_default=False,
         ),
     ] = None,
+    each_run: Annotated[
+        bool,
+        typer.Option(
+            "--each-run",
+            help="Scores tables with several runs (folds, seeds): a row per run before the "
+            "table's mean ± std.",
+        ),
+    ] = False,
     digits: Annotated[
         int,
         typer.Option("--digits", help="Decimals of the scores.", min=0, max=12, metavar="N"),
@@ -146,7 +154,7 @@ def report(
     else:
         metrics = choose_metrics(sources, wanted)
         series = choose_series(sources, parse_names(classes))
-    text = report_markdown(found, sources, series, ReportOptions(metrics, digits, title))
+    text = report_markdown(found, sources, series, ReportOptions(metrics, digits, title, each_run))
     if output == STDIO:
         typer.echo(text, nl=False)
         return

@@ -48,7 +48,7 @@ from tinyseg_cli.io.classmap import ClassMap, parse_class_map
 from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
 from tinyseg_cli.io.tables import write_table
-from tinyseg_cli.prep.patches import NO_TARGET, composition
+from tinyseg_cli.prep.patches import HANDFUL, NO_TARGET, composition
 
 EXAMPLES = """\
 Examples:
@@ -96,7 +96,9 @@ def resample(
             help="random: uniform over all patches. equal-samples: N patches per class. "
             "oversample: N patches, the --class classes in --proportions, the rest random. "
             "equal-pixels: draw for the class lowest in pixels until the totals agree within "
-            "--tolerance. binary: N patches, --positive-fraction of them holding --class.",
+            f"--tolerance, each patch the one of {HANDFUL} random candidates that adds the fewest "
+            "pixels of the classes already ahead. binary: N patches, --positive-fraction of "
+            "them holding --class.",
             show_default=False,
         ),
     ],
@@ -201,6 +203,13 @@ def resample(
     whole mask). It is a candidate for class c when it holds at least one pixel of c; each
     patch is drawn uniformly, with replacement, among the candidates of its class over all
     training rows, so images weigh by their candidates.
+
+    equal-pixels looks at what a patch brings along: a rare class found next to a common
+    one would drag more of the common class in with every uniform draw and never catch up.
+    So each of its patches is chosen among a handful of such draws (see --strategy): the
+    one that lifts the other balanced classes least above the largest total, per pixel of
+    the class it is drawn for (ties: the most pixels of that class). Pixels per candidate
+    come from a summed-area table per class, exact; the same seed gives the same table.
 
     The table has one row per patch: sample_id, image, mask (paths relative to the output
     table; with '-o -' as they resolve from the current directory), y, x (top-left corner
@@ -369,6 +378,7 @@ def _metadata(
     if options.strategy == "equal-pixels":
         settings["tolerance"] = options.tolerance
         settings["max_patches"] = options.max_patches or 100 * options.samples
+        settings["handful"] = options.handful
     if options.strategy == "binary":
         settings["positive_fraction"] = options.positive_fraction
     return {

@@ -27,17 +27,16 @@ from tinyseg_cli.engine.resample_survey import Sample, Settings, Surveys, read_l
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.prep.patches import (
+    HANDFUL,
     PixelBalancer,
     Quota,
-    candidate_tops,
     draw_quota,
     draw_ranks,
     fixed_quotas,
-    patch_pixels,
-    positions_of_ranks,
+    place_patches,
 )
 
-FIRST_POOL = 16  # smallest batch of equal-pixels draws per class and resolve pass
+FIRST_POOL = 16  # smallest batch of equal-pixels patches (a handful of candidates each) per class
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,7 @@ class Options:
     tolerance: float = 0.10
     max_patches: int | None = None
     positive_fraction: float = 0.5
+    handful: int = HANDFUL  # equal-pixels: candidates per patch (1: uniform draws)
 
 
 # Peak bytes per patch row on top of its class counts and path texts: the draw arrays,
@@ -135,7 +135,7 @@ class Patches:
             arrays[name] = None if values[0] is None else np.concatenate(values)
         return cls(**arrays)
 
-    def take(self, rows: slice) -> Patches:
+    def take(self, rows: slice | np.ndarray) -> Patches:
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         return Patches(**{k: None if v is None else v[rows] for k, v in arrays.items()})
 
@@ -201,22 +201,15 @@ def resolve_sample(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-left (y, x) in ROI coordinates and pixels per class of each requested patch."""
     labels = read_labels(requests.sample, settings)
-    size = settings.size
-    ys = np.zeros(requests.rank.size, np.int64)
-    xs = np.zeros(requests.rank.size, np.int64)
-    tops: dict[int, np.ndarray] = {}
-    kinds = set(zip(requests.selector.tolist(), requests.negate.tolist(), strict=True))
-    for selector, negate in sorted(kinds):
-        picked = (requests.selector == selector) & (requests.negate == negate)
-        ranks = requests.rank[picked]
-        if selector < 0:  # any valid patch: ranks count top-left corners row by row
-            ys[picked], xs[picked] = np.divmod(ranks, labels.shape[1] - size + 1)
-            continue
-        if selector not in tops:
-            tops[selector] = candidate_tops(labels == selector, size)
-        ys[picked], xs[picked] = positions_of_ranks(tops[selector], ranks, negate)
-    pixels = patch_pixels(labels, ys, xs, size, settings.n_classes or 0, settings.ignore_index)
-    return ys, xs, pixels
+    return place_patches(
+        labels,
+        requests.selector,
+        requests.negate,
+        requests.rank,
+        settings.size,
+        settings.n_classes or 0,
+        settings.ignore_index,
+    )
 
 
 Progress = Callable[[str, int], Any]  # console.progress: (description, total) -> context
@@ -277,45 +270,52 @@ def _equal_pixels(
     jobs: int,
     progress: Progress | None,
 ) -> Patches:
-    """Greedy equal-pixels per draw (:class:`PixelBalancer`) over pools of resolved draws
-    per class; every draw advances together, so one resolve pass serves all of them, and
-    a pool that runs dry is doubled."""
+    """Greedy equal-pixels per draw (:class:`PixelBalancer`) over pools of resolved
+    candidates per class, ``handful`` a patch; every draw advances together, so one resolve
+    pass serves all of them, and a class's pool that runs dry gets as many patches' worth
+    as it has given. Only the candidates taken are kept: the pools hold the unused ones."""
     cap = options.max_patches or 100 * options.samples
+    handful = options.handful
     balancers = [
         PixelBalancer(
-            options.targets, settings.n_classes or 0, options.tolerance, options.samples, cap
+            options.targets,
+            settings.n_classes or 0,
+            options.tolerance,
+            options.samples,
+            cap,
+            handful,
         )
         for _ in range(options.draws)
     ]
     rngs = [_rng(options, d) for d in range(options.draws)]
     pools: dict[tuple[int, int], Patches] = {}
+    taken: list[Patches] = []
     first = min(cap, max(FIRST_POOL, math.ceil(options.samples / len(options.targets))))
     wanted = [(d, c, first) for d in range(options.draws) for c in options.targets]
     while wanted:
         batch = [
             Patches.of_quota(
-                Quota(c, False, c, k), *draw_ranks(surveys.candidates[:, c], k, rngs[d]), d
+                Quota(c, False, c, k * handful),
+                *draw_ranks(surveys.candidates[:, c], k * handful, rngs[d]),
+                d,
             )
             for d, c, k in wanted
         ]
         placed = resolve(samples, Patches.concat(batch), settings, jobs, progress)
         start = 0
         for d, c, k in wanted:
-            part = placed.take(slice(start, start + k))
+            part = placed.take(slice(start, start + k * handful))
             pools[d, c] = Patches.concat([pools[d, c], part]) if (d, c) in pools else part
-            start += k
+            start += k * handful
         wanted = []
         for d, balancer in enumerate(balancers):
             need = balancer.feed({c: pools[d, c].pixels for c in options.targets})
+            for c, rows in balancer.picks.items():
+                taken.append(pools[d, c].take(np.asarray(rows, np.int64)))
+                pools[d, c] = pools[d, c].take(slice(len(rows) * handful, None))
             if need is not None:
-                more = min(pools[d, need].image.size, cap - len(balancer.taken))
+                more = min(max(first, balancer.drawn[need]), cap - balancer.patches)
                 wanted.append((d, need, more))
-    # A balancer consumes each pool in order, so its patches are the first rows of each.
-    taken = [
-        pools[d, c].take(slice(0, balancer.used[c]))
-        for d, balancer in enumerate(balancers)
-        for c in options.targets
-    ]
     return replace(Patches.concat(taken), spreads=[b.spread for b in balancers])
 
 

@@ -2,8 +2,9 @@
 stride and smallest input, encoder weights, and preparing it for inference.
 
 A spec is ``{"arch", "encoder", "in_channels", "out_channels"}`` plus, for the seed networks,
-an optional ``"width"`` (feature maps of the first stage, default 32). smp is imported only
-when a spec names one of its architectures: building a seed network stays fast.
+an optional ``"width"`` (feature maps, or MultiRes units, of the first stage; each network's
+default is its published size, SPEC §7.2). smp is imported only when a spec names one of its
+architectures: building a seed network stays fast.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from torch import nn
 
 from tinyseg_cli.errors import TinysegError, library_reason
 from tinyseg_cli.models.seed_networks import (
-    DEFAULT_WIDTH,
     NETWORKS,
     build_seed_network,
+    default_width,
     seed_stride,
 )
 
@@ -56,7 +57,7 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     if key == SPARSE_UNET:
         return _sparse_spec(spec, sizes)
     if key in NETWORKS:
-        width = _positive_int(spec, "width", DEFAULT_WIDTH)
+        width = _positive_int(spec, "width", default_width(key))
         return {"arch": key, "encoder": None, **sizes, "width": width}
     from tinyseg_cli.models import smp_models
 
@@ -147,10 +148,11 @@ def meta_model(spec: Mapping[str, Any]) -> nn.Module:
 def output_stride(spec: Mapping[str, Any]) -> int:
     """The side an input must be a multiple of.
 
-    Seed networks: 2 ** poolings (16, 4, 16, 4, 2). smp networks: their encoder's output stride
-    (32 for most, 16 for DeepLabV3Plus and PAN, 8 for DeepLabV3 and PSPNet); smp refuses other
-    sizes with a RuntimeError except for Unet, which interpolates its features but is still
-    given multiples of 32 so that they align. See also :func:`min_input_size`.
+    Seed networks: 2 ** poolings (16 with 4 encoder stages, 4 with 2, 2 with 1). smp networks:
+    their encoder's output stride (32 for most, 16 for DeepLabV3Plus and PAN, 8 for DeepLabV3
+    and PSPNet); smp refuses other sizes with a RuntimeError except for Unet, which
+    interpolates its features but is still given multiples of 32 so that they align. See also
+    :func:`min_input_size`.
     """
     spec = normalise_spec(spec)
     if spec["encoder"] is None:

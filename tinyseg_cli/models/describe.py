@@ -27,11 +27,18 @@ def describe(
     height, width = (int(side) for side in input_hw)
     check_input_size(spec, height, width)
     image = torch.empty(1, spec["in_channels"], height, width, device="meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta_model(spec)(image)
     parameters = list(model.parameters())
     return {
         "parameters": sum(p.numel() for p in parameters),
         "trainable": sum(p.numel() for p in parameters if p.requires_grad),
-        "flops": int(counter.get_total_flops()),
+        "flops": forward_flops(meta_model(spec), image),
     }
+
+
+def forward_flops(model: nn.Module, image: torch.Tensor) -> int:
+    """FLOPs of ``model(image)`` as :func:`describe` counts them (2 per multiply-add of
+    convolutions, transposed convolutions and matrix products; biases, norms, activations and
+    pooling left out). Give a meta-device model and image to count without computing."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(image)
+    return int(counter.get_total_flops())

@@ -1,21 +1,51 @@
-"""The seed studies' own networks (SPEC §7.2): a baseline U-Net, a half U-Net and MultiResUNet
-with 4, 2 and 1 encoder stages. Plain PyTorch, logits out (no final activation).
+"""The seed studies' own networks (SPEC §7.2): the battery-foil thesis's baseline U-Net, and
+the microplastic study's U-Net, Half U-Net and MultiResUNet with 4, 2 and 1 encoder stages
+(Lee & Jhang, "Neural Network Analysis for Microplastic Segmentation", Sensors 21(21):7030,
+2021). Plain PyTorch, logits out (no final activation).
+
+The microplastic study states its equations but not every channel width; its Table 4 gives
+parameters and FLOPs at 512×512. The widths below are the ones whose counts come closest to
+both (``benchmarks/seed_network_widths.py`` searches them; 3 input channels, 1 output; FLOPs
+count a multiply-add as 2, convolutions only, as ``describe`` and ``train --dry-run`` do)::
+
+    network               stages (first … last) + bottleneck   parameters    FLOPs
+    unet-64               64 128 256 512 + 512                 20.55 M       364.1 B
+      study "U-Net"                                            21.9776 M     329.7 B
+    half-unet             64 128 + 256                         1.865 M       203.1 B
+      study "Half U-Net"                                       1.7724 M      204.0 B
+    multiresunet          U = 42 84 168 336 + 672              12.49 M       218.0 B
+      study "MultiResUNet"                                     13.5469 M     204.8 B
+    half-multiresunet     U = 24 48 + 48                       0.2274 M      39.8 B
+      study                                                    0.2149 M      42.9 B
+    quarter-multiresunet  U = 24 + 24                          0.0495 M      21.0 B
+      study                                                    0.0445 M      21.9 B
+
+The study's reduced networks keep the first encoder stages of the full ones (its kernel
+weight histograms show the later stages capture no small features). Its Half U-Net is that,
+not the Half-UNet of Lu et al. (2022: unified widths, full-scale fusion by addition, Ghost
+modules), a later and different design. No single first width fits both the study's
+MultiResUNet and its reduced variants, so they get their own. ``unet-baseline`` stays as the
+battery-foil thesis defines it (32 feature maps first); ``unet-64`` is the study's U-Net.
 
 Choices the SPEC leaves open, made here once:
 - convolutions followed by batch norm have no bias (the norm's shift replaces it); the last
   layer has one. Batch norm everywhere is momentum 0.1, eps 1e-3 (SPEC §7.2).
 - U-Nets upsample with a 2×2 stride-2 transposed convolution to the stage width, followed by
-  batch norm and ReLU like every other convolution; ``half-unet``'s bottleneck keeps the width
-  of the stage above it instead of doubling it (the "reduced-channel bottleneck").
+  batch norm and ReLU like every other convolution. The bottleneck has
+  ``bottleneck_growth`` × the last stage's width: 2 (doubling, as at every stage) for
+  ``unet-baseline`` and ``half-unet`` (whose bottleneck, 256 maps, is the U-Net's third
+  stage), 1 for ``unet-64`` (512 maps, not 1024: Table 4's 21.98 M has no room for 1024).
 - MultiResUNet follows the paper's reference code (Ibtehaz & Rahman 2020): block width
   W = 1.67·U split into int(0.167·W), int(0.333·W), int(0.5·W) channels; residual paths of
   lengths 4, 3, 2, 1 from the top stage down (the shallower variants keep the lengths of the
-  stages they keep); bias-carrying transposed convolutions; a 1×1 convolution head.
+  stages they keep); bias-carrying transposed convolutions; a 1×1 convolution head. The
+  bottleneck block has 2·U of the last stage in ``multiresunet`` (as in the paper) and the
+  last stage's U in the half and quarter variants (their reduced bottleneck).
 """
 
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,7 +54,7 @@ from tinyseg_cli.errors import TinysegError
 
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-3
-DEFAULT_WIDTH = 32
+DEFAULT_WIDTH = 32  # the battery-foil thesis's first stage
 MULTIRES_ALPHA = 1.67
 MULTIRES_SPLIT = (0.167, 0.333, 0.5)  # the paper code's rounding of 1/6, 2/6, 3/6
 RESPATH_LENGTHS = (4, 3, 2, 1)
@@ -64,7 +94,8 @@ class SeedNetwork(nn.Module):
 
 
 class UNet(SeedNetwork):
-    """U-Net with ``depth`` poolings; stage i has ``width``·2^i feature maps (SPEC §7.2)."""
+    """U-Net with ``depth`` poolings; stage i has ``width``·2^i feature maps, the bottleneck
+    ``bottleneck_growth`` × the last stage's (SPEC §7.2)."""
 
     def __init__(
         self,
@@ -160,7 +191,8 @@ class ResPath(nn.Module):
 
 
 class MultiResUNet(SeedNetwork):
-    """MultiResUNet with ``depth`` encoder stages of ``width``·2^i units (SPEC §7.2)."""
+    """MultiResUNet with ``depth`` encoder stages of ``width``·2^i units and a bottleneck block
+    of ``bottleneck_growth`` × the last stage's units (SPEC §7.2)."""
 
     def __init__(
         self,
@@ -169,6 +201,7 @@ class MultiResUNet(SeedNetwork):
         width: int = DEFAULT_WIDTH,
         depth: int = 4,
         alpha: float = MULTIRES_ALPHA,
+        bottleneck_growth: int = 2,
     ):
         super().__init__()
         units = [width * 2**i for i in range(depth)]
@@ -182,7 +215,7 @@ class MultiResUNet(SeedNetwork):
             self.paths.append(ResPath(block.out_channels, stage, length))
             previous = block.out_channels
         self.pool = nn.MaxPool2d(2)
-        self.bottleneck = MultiResBlock(previous, width * 2**depth, alpha)
+        self.bottleneck = MultiResBlock(previous, units[-1] * bottleneck_growth, alpha)
         previous = self.bottleneck.out_channels
         self.up = nn.ModuleList()
         self.decoder = nn.ModuleList()
@@ -207,21 +240,49 @@ class MultiResUNet(SeedNetwork):
         return self.head(x)
 
 
-# name -> constructor(in_channels, out_channels, width)
+@dataclass(frozen=True)
+class SeedDesign:
+    """What a seed network's name stands for: its class, poolings, default first-stage width
+    and bottleneck growth (see the module docstring for where the numbers come from)."""
+
+    network: type[UNet] | type[MultiResUNet]
+    depth: int
+    width: int
+    bottleneck_growth: int
+
+    def build(self, in_channels: int, out_channels: int, width: int | None = None) -> SeedNetwork:
+        """The network, with ``width`` feature maps (U-Net) or units (MultiResUNet) first."""
+        return self.network(
+            in_channels,
+            out_channels,
+            width=self.width if width is None else width,
+            depth=self.depth,
+            bottleneck_growth=self.bottleneck_growth,
+        )
+
+
 NETWORKS = {
-    "unet-baseline": partial(UNet, depth=4),
-    "half-unet": partial(UNet, depth=2, bottleneck_growth=1),
-    "multiresunet": partial(MultiResUNet, depth=4),
-    "half-multiresunet": partial(MultiResUNet, depth=2),
-    "quarter-multiresunet": partial(MultiResUNet, depth=1),
+    "unet-baseline": SeedDesign(UNet, depth=4, width=DEFAULT_WIDTH, bottleneck_growth=2),
+    "unet-64": SeedDesign(UNet, depth=4, width=64, bottleneck_growth=1),
+    "half-unet": SeedDesign(UNet, depth=2, width=64, bottleneck_growth=2),
+    "multiresunet": SeedDesign(MultiResUNet, depth=4, width=42, bottleneck_growth=2),
+    "half-multiresunet": SeedDesign(MultiResUNet, depth=2, width=24, bottleneck_growth=1),
+    "quarter-multiresunet": SeedDesign(MultiResUNet, depth=1, width=24, bottleneck_growth=1),
 }
 
 
 def seed_stride(name: str) -> int:
     """The side an input of network ``name`` must be a multiple of: 2 ** poolings."""
-    return 2 ** NETWORKS[name].keywords["depth"]
+    return 2 ** NETWORKS[name].depth
 
 
-def build_seed_network(name: str, in_channels: int, out_channels: int, width: int) -> SeedNetwork:
-    """One of :data:`NETWORKS` by its (lower-case) name."""
-    return NETWORKS[name](in_channels, out_channels, width=width)
+def default_width(name: str) -> int:
+    """The first-stage width network ``name`` has unless a spec says otherwise."""
+    return NETWORKS[name].width
+
+
+def build_seed_network(
+    name: str, in_channels: int, out_channels: int, width: int | None = None
+) -> SeedNetwork:
+    """One of :data:`NETWORKS` by its (lower-case) name; ``width`` overrides its default."""
+    return NETWORKS[name].build(in_channels, out_channels, width)

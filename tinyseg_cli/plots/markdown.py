@@ -25,6 +25,7 @@ class ReportOptions:
     metrics: list[str]
     digits: int = 3
     title: str | None = None
+    each_run: bool = False  # runs: also one row per run, before the table's mean ± std
 
 
 def escape_cell(text: str) -> str:
@@ -65,10 +66,22 @@ def runs_markdown(sources: list[Source], series: list[list[str]], options: Repor
     rows = []
     for source, chosen in zip(sources, series, strict=True):
         scores = read_runs([source], [chosen], options.metrics)
+        where = {name: column for column, name in enumerate(scores.series)}
+        if options.each_run and len(scores.runs) > 1:
+            for run_index, run in enumerate(scores.runs):
+                row = [f"{source.label}: {run}" if len(sources) > 1 else run, "1"]
+                for metric in options.metrics:
+                    values = scores.values[metric][run_index]
+                    row += [
+                        NULL
+                        if name not in where
+                        else number(float(values[where[name]]), options.digits)
+                        for name in names
+                    ]
+                rows.append(row)
         row = [source.label, str(len(scores.runs))]
         for metric in options.metrics:
             means, stds = scores.mean(metric), scores.std(metric)
-            where = {name: column for column, name in enumerate(scores.series)}
             for name in names:
                 column = where.get(name)
                 row.append(

@@ -1,0 +1,46 @@
+# Shared settings of the reproductions in examples/reproduce/ (included by each study's .mk).
+#
+#   DATA=     the dataset: a manifest table (.parquet), or a folder holding image/ and mask/
+#             (CrackForest's layout). Default: CrackForest under ../shared/data beside the
+#             repository, else the bundled example of `make demo` (examples/data).
+#   QUICK=1   sizes and iterations for a 2-core CPU (minutes per training); QUICK=0 (the
+#             default) runs the study's own settings, for a GPU.
+#   SMOKE=1   one or two iterations per training on tiny patches: what the test suite runs
+#             so that the Makefiles cannot rot.
+#   SEEDS=    the training seeds (default 0 1 2); DEVICE= auto, cpu, cuda, cuda:N.
+#   OUT=      where everything goes (default reproductions/<study>); results.md is last.
+#   TINYSEG=  the command (default: the repository's .venv/bin/tinyseg, else tinyseg).
+#
+# Every step is a tinyseg command; the shell only concatenates text into results.md.
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
+TINYSEG ?= $(if $(wildcard $(REPO)/.venv/bin/tinyseg),$(REPO)/.venv/bin/tinyseg,tinyseg)
+SHARED_CRACKFOREST := $(abspath $(REPO)/../shared/data/crackforest)
+EXAMPLE := $(REPO)/examples/data
+DATA ?= $(if $(wildcard $(SHARED_CRACKFOREST)/mask),$(SHARED_CRACKFOREST),$(EXAMPLE)/manifest.parquet)
+QUICK ?= 0
+SMOKE ?= 0
+SEEDS ?= 0 1 2
+DEVICE ?= auto
+OUT ?= reproductions/$(STUDY)
+TS := $(TINYSEG)
+COMMON := --device $(DEVICE) -q
+
+# What `tinyseg split` reads: the manifest given, or DATA/image and DATA/mask by file stem.
+ifeq ($(suffix $(DATA)),.parquet)
+SPLIT_INPUT := $(DATA)
+DATA_DEP := $(DATA)
+CLASSES ?=
+else
+SPLIT_INPUT := --from-dir $(DATA)/image --masks $(DATA)/mask
+DATA_DEP :=
+CLASSES ?= background,crack
+endif
+CLASS_OPTION := $(if $(CLASSES),--classes $(CLASSES))
+
+$(EXAMPLE)/manifest.parquet:
+	$(REPO)/.venv/bin/python $(REPO)/examples/generate.py --out $(EXAMPLE)
+
+.PHONY: clean
+clean:
+	rm -rf $(OUT)
