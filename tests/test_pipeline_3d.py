@@ -84,3 +84,39 @@ def test_lidar_hd_crop_end_to_end(cli, tmp_path):
     scenes = {"train_crop": "train", "val_crop": "val"}
     scores = pipeline(cli, tmp_path, scenes, "1", "50", "3")
     assert scores["oa"] > 0.9  # ground dominates; the rare classes are the hard part
+
+
+def test_one_scan_held_out_by_tile(cli, tmp_path):
+    """voxelize --val-every splits one scan by tile; infer --split val predicts only the
+    held-out points (the LAS copy marks the others 0) and score --missing skip scores them."""
+    scan = town(tmp_path / "scan.las", 0)
+    vox, run, pred = tmp_path / "vox", tmp_path / "run", tmp_path / "pred"
+    steps = [
+        ("voxelize", scan, "--val-every", "2", "--voxel", "1", "--tile", "10",
+         "--label-map", LABEL_MAP, "-o", vox),
+        ("train", vox, "--loss", "dice", *TINY_NET, "--iterations", "2", "-o", run),
+        ("infer", "--checkpoint", run / "best.pt", vox, "--split", "val", "--las", "-o", pred),
+    ]  # fmt: skip
+    for args in steps:
+        result = cli(*args)
+        assert result.exit_code == 0, f"{args[0]}: {result.output}"
+    voxels = pq.read_table(vox / "voxels.parquet").to_pydict()
+    points = pq.read_table(vox / "points.parquet").to_pydict()
+    val_tiles = {t for t, s in zip(voxels["tile"], voxels["split"], strict=True) if s == "val"}
+    assert val_tiles and all(t % 2 == 0 for t in val_tiles)
+    held_out = {
+        i for i, t in zip(points["point_index"], points["tile"], strict=True) if t in val_tiles
+    }
+    predictions = pq.read_table(pred / "predictions.parquet")
+    assert set(predictions["point_index"].to_pylist()) == held_out
+    written = np.asarray(laspy.read(pred / "scan.las")["prediction"])
+    others = np.setdiff1d(np.arange(written.size), sorted(held_out))
+    assert (written[others] == 0).all()
+    scored = cli("score", "--truth", scan, "--pred", pred, "--missing", "skip", "--json", "-q")
+    assert scored.exit_code == 0, scored.output
+    counts = json.loads(scored.stdout)["classes"]["ground"]
+    assert counts["tp"] + counts["fn"] + sum(
+        json.loads(scored.stdout)["classes"][name]["tp"]
+        + json.loads(scored.stdout)["classes"][name]["fn"]
+        for name in ("vegetation", "building")
+    ) == len(held_out)

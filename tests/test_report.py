@@ -111,3 +111,14 @@ def test_each_run_rows_before_the_mean(cli, two_runs):
         "| b | 1 | 0.952 |",  # 20/21
         "| both | 2 | 0.754 ± 0.281 |",
     ]
+
+
+def test_best_prints_the_winning_label(cli, two_runs):
+    both, alone = two_runs
+    # mean F2 of both runs 0.754 against run a alone 0.556; listed either way round
+    result = cli("report", alone, both, "--metric", "f2", "--best")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "both\n"
+    # fpr: a 0/6, b 1/6 -> both 1/12 against alone 0: the higher mean wins, as asked
+    result = cli("report", alone, both, "--metric", "fpr", "--label", "x", "--label", "y", "--best")
+    assert result.stdout == "y\n"

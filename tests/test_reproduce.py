@@ -18,10 +18,11 @@ STUDIES = REPO / "examples" / "reproduce"
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generator of `make demo`, at a smaller size: 8 images of 64×64 in 4 groups."""
+    """The generator of `make demo`, at a smaller size: 8 images of 128×128 in 4 groups (PAN
+    and the smoke runs of loss-encoder-decoder.mk take 128-pixel patches)."""
     out = tmp_path_factory.mktemp("example")
     command = [sys.executable, str(REPO / "examples" / "generate.py"), "--out", str(out)]
-    subprocess.run([*command, "--objects", "4", "--views", "2", "--size", "64"], check=True)
+    subprocess.run([*command, "--objects", "4", "--views", "2", "--size", "128"], check=True)
     return out / "manifest.parquet"
 
 
@@ -57,3 +58,45 @@ def test_reduced_unets_smoke(tmp_path: Path, example: Path):
     assert "| quarter-multiresunet | 2 |" in results  # mean ± std over the 2 folds
     assert "| fold0 | 1 |" in results and "| fold1 | 1 |" in results
     assert "rw_f1 crack" in results
+
+
+def test_loss_encoder_decoder_smoke(tmp_path: Path, example: Path):
+    choices = ("LOSSES=wce dice", "ENCODERS=mobilenet_v2", "DECODERS=unet", "SEEDS=0 1")
+    results = run_make("loss-encoder-decoder.mk", tmp_path, example, *choices).read_text()
+    assert "## 1. Losses (unet, resnet34): chosen " in results
+    chosen = results.split("## 1. Losses (unet, resnet34): chosen ", 1)[1].split("\n", 1)[0]
+    assert chosen in ("wce", "dice")
+    assert "## 2. Encoders: chosen mobilenet_v2" in results
+    assert "## 3. Decoders: chosen unet" in results
+    assert f"| {chosen}, mobilenet_v2, unet | 2 |" in results  # mean ± std over 2 seeds
+    assert "| seed0 | 1 |" in results and "| seed1 | 1 |" in results
+
+
+def test_resampling_ovr_smoke(tmp_path: Path, example: Path):
+    choices = (
+        "STRATEGIES=equal-samples oversample", "LOSSES=wce", "SCHEMES=iscf", "SEEDS=0 1",
+        "RARE=pore", "FOREGROUND=crack pore",
+    )  # fmt: skip
+    results = run_make("resampling-ovr.mk", tmp_path, example, *choices).read_text()
+    for title in (
+        "## 1. Resampling",
+        "## 2. Loss and weights",
+        "## 3. One binary model",
+        "## 4a. Stability over late checkpoints",
+        "## 4b. Stability over trainings",
+    ):
+        assert title in results
+    assert "| oversample | 1 |" in results and "| wce-iscf | 1 |" in results
+    assert "| one-vs-rest (crack pore) | 1 |" in results
+    assert "| step-1 | 1 |" in results and "| step-2 | 1 |" in results  # SMOKE: 2 late ones
+    assert "| PSoMT: seeds 0 1 | 2 |" in results
+
+
+def test_sparse_aspp_smoke(tmp_path: Path):
+    from test_voxelize import random_las
+
+    scan = random_las(tmp_path / "scan.las", n=4000, seed=0, size=40.0)
+    results = run_make("sparse-aspp.mk", tmp_path, scan).read_text()
+    assert "| table | runs | iou ground | iou vegetation | iou building | iou macro |" in results
+    for label in ("U-Net, wCE", "+ ASPP, wCE", "+ ASPP, weighted Dice"):
+        assert f"| {label} | 1 |" in results

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from badinput import assert_refused, snapshot
 from conftest import shared_dataset
 
 from tinyseg_cli.io.tables import table_metadata
@@ -276,6 +277,25 @@ def test_split_column_and_splits_table(cli, tmp_path: Path):
     plain = cli("voxelize", a, "-o", tmp_path / "n")
     assert "split" not in tables(tmp_path / "n")[0].column_names
     assert "validate on none" in plain.stderr
+
+
+def test_val_every_holds_out_whole_tiles(cli, tmp_path: Path):
+    # one point in each of 3 × 2 tiles of 10 m: ids (row-major in y) 0 1 2 / 3 4 5
+    xyz = [[x + 5.0, y + 5.0, 1.0] for y in (0, 10) for x in (0, 10, 20)]
+    scan = write_las(tmp_path / "scan.las", xyz, [2] * 6)
+    out = tmp_path / "v"
+    result = cli("voxelize", scan, "--tile", "10", "--voxel", "1", "--val-every", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    voxels = tables(out)[0]
+    assert sorted(rows(voxels, "tile", "split")) == [
+        (0, "val"), (1, "train"), (2, "val"), (3, "train"), (4, "val"), (5, "train"),
+    ]  # fmt: skip
+    assert "validate on none" not in result.stderr
+    before = snapshot(tmp_path)
+    overlap = ["--tile", "10", "--stride", "5", "--val-every", "2", "-o", tmp_path / "w"]
+    assert_refused(cli("voxelize", scan, *overlap), 2, "overlap", root=tmp_path, before=before)
+    both = ["--val-every", "2", "--split", "train", "-o", tmp_path / "w"]
+    assert_refused(cli("voxelize", scan, *both), 2, "--val-every", root=tmp_path, before=before)
 
 
 def _stale_header(path: Path) -> Path:

@@ -13,6 +13,7 @@
 #
 # Every step is a tinyseg command; the shell only concatenates text into results.md.
 
+.DEFAULT_GOAL := all
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 TINYSEG ?= $(if $(wildcard $(REPO)/.venv/bin/tinyseg),$(REPO)/.venv/bin/tinyseg,tinyseg)
 SHARED_CRACKFOREST := $(abspath $(REPO)/../shared/data/crackforest)

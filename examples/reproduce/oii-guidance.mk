@@ -23,7 +23,7 @@ TRAIN := --arch half-unet --patch-size 16 -b 2 --iterations 1
 SEARCH := --max-steps 2 --tol 0.4
 GRID := 1
 else ifeq ($(QUICK),1)
-TRAIN := --arch unet-baseline --patch-size 64 -b 8 --iterations 150 --lr 0.003
+TRAIN := --arch unet-baseline --patch-size 64 -b 8 --iterations 60 --lr 0.003
 SEARCH := --tol 0.1
 else
 TRAIN := --arch unet --encoder resnet34 --patch-size 256 -b 8 --epochs 40

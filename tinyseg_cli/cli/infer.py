@@ -92,7 +92,10 @@ def infer(
     split: Annotated[
         str | None,
         typer.Option(
-            "--split", help="Only the manifest (voxel table) rows of this split.", metavar="NAME"
+            "--split",
+            help="Only the manifest (voxel table) rows of this split; 3D: only the points of "
+            "its tiles get rows (the rest belong to other splits).",
+            metavar="NAME",
         ),
     ] = None,
     probs: Annotated[

@@ -112,6 +112,14 @@ def report(
             "table's mean ± std.",
         ),
     ] = False,
+    best: Annotated[
+        bool,
+        typer.Option(
+            "--best",
+            help="Print only the label of the scores table with the highest mean of the first "
+            "--metric for the first of --classes (a Makefile's choice between steps).",
+        ),
+    ] = False,
     digits: Annotated[
         int,
         typer.Option("--digits", help="Decimals of the scores.", min=0, max=12, metavar="N"),
@@ -136,7 +144,12 @@ def report(
     Everything else is up to the shell: a Makefile writes a results file as
     '{ cat header.md; tinyseg report a.parquet b.parquet; } > results.md'.
     """
-    from tinyseg_cli.plots.markdown import TUNE_METRICS, ReportOptions, report_markdown
+    from tinyseg_cli.plots.markdown import (
+        TUNE_METRICS,
+        ReportOptions,
+        best_table,
+        report_markdown,
+    )
 
     console.configure(verbose, quiet)
     check_outputs({"-o": output}, force, {"TABLE": [p for p in inputs if p != STDIO]})
@@ -154,6 +167,13 @@ def report(
     else:
         metrics = choose_metrics(sources, wanted)
         series = choose_series(sources, parse_names(classes))
+    if best:
+        if found != "runs":
+            raise typer.BadParameter(
+                "chooses among scores tables, not tune-oii logs", param_hint="--best"
+            )
+        typer.echo(best_table(sources, series, metrics[0]))
+        return
     text = report_markdown(found, sources, series, ReportOptions(metrics, digits, title, each_run))
     if output == STDIO:
         typer.echo(text, nl=False)

@@ -161,6 +161,17 @@ def voxelize(
             metavar="TABLE",
         ),
     ] = None,
+    val_every: Annotated[
+        int | None,
+        typer.Option(
+            "--val-every",
+            help="Hold out whole tiles: tiles whose id is a multiple of K validate, the others "
+            "train (a split column; tiles must not overlap). For a single scan, where splits "
+            "by scene are impossible.",
+            min=2,
+            metavar="K",
+        ),
+    ] = None,
     chunk_size: Annotated[
         int,
         typer.Option(
@@ -186,12 +197,15 @@ def voxelize(
     inside OUT_DIR (50 bytes per point and tile with all 7 features), so memory does not grow
     with the file size. A per-class report says how many points end up in a voxel of their own
     class. --shard K/N takes every N-th file, or every N-th tile of each file when there are
-    fewer than N files; each shard writes its own OUT_DIR. Without --split or --splits there is
-    no split column, and 'tinyseg train' trains on every tile.
+    fewer than N files; each shard writes its own OUT_DIR. Without --split, --splits or
+    --val-every there is no split column, and 'tinyseg train' trains on every tile.
+    --val-every K splits one scan by tile: tiles whose id (row-major over the scan's tile
+    grid) is a multiple of K validate, the others train.
     """
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
     _check_usage(voxel, tile, stride, split, splits)
+    _check_val_every(val_every, tile, stride, split, splits)
     class_map = parse_class_map(classes) if classes else None
     options = VoxelizeOptions(
         voxel=voxel,
@@ -207,6 +221,7 @@ def voxelize(
         shard=part,
         split=split.value if split is not None else None,
         splits=read_scene_splits(splits, tuple(SplitName)) if splits is not None else None,
+        val_every=val_every,
     )
     check_output_dir(output)
     check_outputs(
@@ -222,6 +237,25 @@ def voxelize(
         typer.echo(json.dumps(summary_json(summary, output), indent=2))
     if not console.STATE.quiet:
         _print_summary(summary, output, options)
+
+
+def _check_val_every(
+    val_every: int | None, tile: float, stride: float | None, split: object, splits: str | None
+) -> None:
+    """--val-every holds out whole tiles: alone (not with --split/--splits) and without
+    overlap, else a held-out tile would share points with a training one."""
+    if val_every is None:
+        return
+    if split is not None or splits is not None:
+        raise typer.BadParameter(
+            "give --val-every or --split/--splits, not both", param_hint="--val-every"
+        )
+    if stride is not None and stride < tile:
+        raise typer.BadParameter(
+            f"needs tiles that do not overlap (--stride {stride:g} < --tile {tile:g}): a "
+            "held-out tile would share points with a training tile",
+            param_hint="--val-every",
+        )
 
 
 def _check_usage(
@@ -294,7 +328,7 @@ def _print_summary(summary: VoxelizeSummary, output: Path, options: VoxelizeOpti
         console.stderr.print(
             f"{summary.dropped_tiles} tile(s) with fewer than {options.min_points} points dropped"
         )
-    if options.split is None and options.splits is None:
+    if options.split is None and options.splits is None and options.val_every is None:
         console.stderr.print(
             "note: no --split/--splits, so no split column: 'tinyseg train' will train on "
             "every tile and validate on none"

@@ -5,7 +5,9 @@ copies of the source point clouds with a ``prediction`` extra dimension.
 
 Every point of a predicted scene gets a row. A point whose tiles voxelize dropped
 (``--min-points``) has no voxel to predict from: that is an error, unless ``fill`` names the
-class such points get (their probabilities are then NaN).
+class such points get (their probabilities are then NaN). With ``--split`` (and no
+``fill``), only the points of that split's tiles get rows: the others belong to another
+split, such as the training tiles of a scan held out by ``voxelize --val-every``.
 """
 
 from __future__ import annotations
@@ -176,8 +178,20 @@ def prediction_table(
     classes: ClassMap,
     fill: int | None,
     with_probs: bool,
+    only_predicted: bool = False,
 ) -> pa.Table:
-    """One row per point of ``scene``, by point index."""
+    """One row per point of ``scene``, by point index; with ``only_predicted`` (and no
+    ``fill``) one per point that some voxel predicts."""
+    if only_predicted and fill is None:
+        columns = {
+            "scene": pa.array([scene] * index.size, pa.string()),
+            "point_index": pa.array(index.astype(np.int64)),
+            "prediction": pa.array(mean.argmax(1).astype(np.int16)),
+        }
+        if with_probs:
+            for c, class_name in enumerate(classes.names):
+                columns[f"prob_{class_name}"] = pa.array(mean[:, c].astype(np.float32))
+        return pa.table(columns)
     missing = size - index.size
     if missing and fill is None:
         first = int(np.setdiff1d(np.arange(size), index)[0])
@@ -227,7 +241,12 @@ def scene_predictions(
             size = recorded[scene]
         else:  # a table voxelize did not write: the largest point index + 1
             size = int(pc.max(point_map["point_index"]).as_py() or -1) + 1
-        yield scene, prediction_table(scene, index, mean, size, model.classes, fill, with_probs)
+        yield (
+            scene,
+            prediction_table(
+                scene, index, mean, size, model.classes, fill, with_probs, split is not None
+            ),
+        )
 
 
 def source_codes(voxelize: dict[str, Any], n_classes: int) -> np.ndarray:
@@ -293,10 +312,12 @@ def write_las_prediction(
     predictions: pa.Table, codes: np.ndarray, source: Path, target: Path
 ) -> None:
     """``target``: ``source`` with one scene's predictions as a ``prediction`` dimension in
-    the source's label codes (a point without a prediction gets 0)."""
-    from tinyseg_cli.io.las import write_with_dimension
+    the source's label codes (a point without a prediction, or without a row, gets 0)."""
+    from tinyseg_cli.io.las import point_count, write_with_dimension
 
-    classes = predictions["prediction"].to_numpy().astype(np.int64)
+    classes = np.full(point_count(source), -1, np.int64)
+    rows = predictions["point_index"].to_numpy()
+    classes[rows] = predictions["prediction"].to_numpy().astype(np.int64)
     values = np.where(classes >= 0, codes[np.clip(classes, 0, None)], 0)
     dtype = np.uint8 if values.max(initial=0) <= 255 else np.uint16
     write_with_dimension(source, target, "prediction", values.astype(dtype))

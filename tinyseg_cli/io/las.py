@@ -146,6 +146,17 @@ def first_line(error: BaseException) -> str:
     return library_reason(error)
 
 
+def point_count(path: Path) -> int:
+    """The number of points a LAS/LAZ header declares."""
+    import laspy
+
+    try:
+        with laspy.open(path, laz_backend=_laz_backend()) as reader:
+            return int(reader.header.point_count)
+    except Exception as error:  # laspy raises its own types for corrupt files
+        raise TinysegError(f"{path}: unreadable LAS file ({library_reason(error)})") from error
+
+
 def write_with_dimension(source: Path, target: Path, name: str, values: np.ndarray) -> None:
     """A copy of ``source`` with an extra dimension ``name`` (replaced when present), written
     atomically to ``target`` (compressed when ``target`` is .laz), chunk by chunk: memory

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.plots.curves import read_runs, read_tune
 from tinyseg_cli.plots.tables import Source, floats
 
@@ -91,6 +92,21 @@ def runs_markdown(sources: list[Source], series: list[list[str]], options: Repor
                 )
         rows.append(row)
     return markdown_table(header, rows, left=1)
+
+
+def best_table(sources: list[Source], series: list[list[str]], metric: str) -> str:
+    """The label of the table whose mean ``metric`` (over its runs) is highest for the first
+    chosen class; the first such table on a tie. An error when no table has the score."""
+    best: tuple[float, str] | None = None
+    for source, chosen in zip(sources, series, strict=True):
+        scores = read_runs([source], [chosen[:1]], [metric])
+        mean = float(scores.mean(metric)[0]) if scores.series else math.nan
+        if not math.isnan(mean) and (best is None or mean > best[0]):
+            best = (mean, source.label)
+    if best is None:
+        name = series[0][0] if series and series[0] else "the class"
+        raise TinysegError(f"--best: no table has a defined {metric} of {name}")
+    return best[1]
 
 
 def tune_markdown(source: Source, options: ReportOptions) -> str:

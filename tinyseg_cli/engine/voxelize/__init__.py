@@ -54,6 +54,7 @@ class VoxelizeOptions:
     shard: tuple[int, int] = (0, 1)
     split: str | None = None  # one split for every voxel
     splits: dict[str, str] | None = None  # scene -> split
+    val_every: int | None = None  # tiles whose id is a multiple of it validate, the rest train
 
     @property
     def step(self) -> float:
@@ -133,8 +134,9 @@ def voxelize(
             "scenes": [_scene_record(scene, out_dir) for scene in scenes],
         }
         write = WriteJob(
-            out_dir / VOXELS, out_dir / POINTS, features, options.label_rule, split_of, meta
-        )
+            out_dir / VOXELS, out_dir / POINTS, features, options.label_rule, split_of, meta,
+            val_every=options.val_every,
+        )  # fmt: skip
         voxels = write_tiles(scenes, tiles, spill, ranks, write, tally, progress)
     return VoxelizeSummary(
         [scene.name for scene in scenes],
@@ -162,6 +164,8 @@ def _shard(
 
 
 def _split_of(scenes: list[Scene], options: VoxelizeOptions) -> dict[str, str] | None:
+    if options.val_every is not None:  # train, but for the held-out tiles (WriteJob)
+        return {scene.name: "train" for scene in scenes}
     if options.split is not None:
         return {scene.name: options.split for scene in scenes}
     if options.splits is None:
@@ -230,6 +234,7 @@ def _parameters(
         "shard": None if part == (0, 1) else f"{part[0]}/{part[1]}",
         "shard_by": shard_by,
         "split": options.split,
+        "val_every": options.val_every,
     }
 
 

@@ -136,6 +136,14 @@ class WriteJob:
     rule: str
     split_of: dict[str, str] | None  # scene -> split; None: no split column
     metadata: dict[str, Any]
+    val_every: int | None = None  # tiles with id % val_every == 0 are "val" (voxelize --val-every)
+
+    def split(self, scene: str, tile: int) -> str:
+        """The split of a tile's voxels (only with a split column)."""
+        assert self.split_of is not None
+        if self.val_every is not None and tile % self.val_every == 0:
+            return "val"
+        return self.split_of[scene]
 
 
 def write_tiles(
@@ -177,7 +185,7 @@ def write_tiles(
                 **{name: result.features[:, k] for k, name in enumerate(job.features)},
             }
             if job.split_of is not None:
-                columns["split"] = constant_strings(job.split_of[scene], size)
+                columns["split"] = constant_strings(job.split(scene, tile), size)
             voxel_table.append(columns)
             point_table.append(
                 {
