@@ -42,6 +42,10 @@ CLASS_OPTION := $(if $(CLASSES),--classes $(CLASSES))
 $(EXAMPLE)/manifest.parquet:
 	$(REPO)/.venv/bin/python $(REPO)/examples/generate.py --out $(EXAMPLE)
 
-.PHONY: clean
+# Every study: `all` writes results.md; `smoke` runs every step with one or two iterations.
+.PHONY: all smoke clean
+all: $(OUT)/results.md
+smoke:
+	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
 clean:
 	rm -rf $(OUT)

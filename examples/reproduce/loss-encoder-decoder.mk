@@ -40,11 +40,6 @@ CONFIG = $(TS) train $(OUT)/split.parquet --loss $(2) --encoder $(3) --arch $(4)
 	--force && \
 	$(TS) score --truth $(OUT)/split.parquet --split val --pred $(1)/pred -q -o $(1).parquet --force
 
-.PHONY: all smoke
-all: $(OUT)/results.md
-smoke:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
-
 $(OUT)/split.parquet: $(DATA_DEP)
 	mkdir -p $(OUT)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --ratios 0.6,0.2,0.2 --seed 0 -q -o $@ --force

@@ -32,11 +32,6 @@ endif
 TUNE := --param alpha --range $(RANGE) --target $(TARGET) --oii-of $(OII_OF) --seed $(SEED) \
 	$(COMMON) $(TRAIN)
 
-.PHONY: all smoke
-all: $(OUT)/results.md
-smoke:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
-
 $(OUT)/split.parquet: $(DATA_DEP)
 	mkdir -p $(OUT)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --ratios 0.6,0.2,0.2 --seed 0 -q -o $@ --force

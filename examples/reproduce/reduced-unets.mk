@@ -25,11 +25,6 @@ TRAIN := --patch-size 512 -b 4 --epochs 100 --loss dice
 endif
 FOLD_IDS := $(shell seq 0 $$(($(FOLDS) - 1)))
 
-.PHONY: all smoke
-all: $(OUT)/results.md
-smoke:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
-
 # Folds of groups (the views of one object never split), then each fold as a split table.
 $(OUT)/folds.parquet: $(DATA_DEP)
 	mkdir -p $(OUT)

@@ -44,11 +44,6 @@ SPLIT := $(OUT)/split.parquet
 PREDICT = $(TS) infer $(foreach c,$(2),-c $(c)) $(SPLIT) --split val $(COMMON) -o $(1)/pred --force \
 	&& $(TS) score --truth $(SPLIT) --split val --pred $(1)/pred -q -o $(1).parquet --force
 
-.PHONY: all smoke
-all: $(OUT)/results.md
-smoke:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
-
 $(SPLIT): $(DATA_DEP)
 	mkdir -p $(OUT)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --region top:0.33 -q -o $@ --force

@@ -40,11 +40,6 @@ MODEL = $(TS) train $(VOX) --class-weights $(OUT)/weights.parquet $(2) $(TRAIN) 
 	$(TS) score --truth $(SCANS) --pred $(OUT)/$(1)/pred --label-map $(LABEL_MAP) --missing skip \
 	-q -o $(OUT)/$(1).parquet --force
 
-.PHONY: all smoke
-all: $(OUT)/results.md
-smoke:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) SMOKE=1 all
-
 $(VOX)/voxels.parquet: $(SCANS)
 	mkdir -p $(OUT)
 	$(TS) voxelize $(SCANS) $(VOXELIZE) --val-every $(VAL_EVERY) --label-rule rare-first \
