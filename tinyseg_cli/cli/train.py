@@ -216,8 +216,9 @@ def train(
         str,
         typer.Option(
             help="smp architecture (unet, unetplusplus, "
-            "deeplabv3plus, pan, …) or a seed network (unet-baseline, half-unet, "
-            "multiresunet, …); sparse-unet for a voxel table (its default).",
+            "deeplabv3plus, pan, …) or a seed network (unet-baseline, unet-64, half-unet, "
+            "multiresunet, half-multiresunet, quarter-multiresunet); sparse-unet for a voxel "
+            "table (its default).",
             rich_help_panel=MODEL,
         ),
     ] = "unet",

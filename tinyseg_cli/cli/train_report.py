@@ -53,7 +53,11 @@ def print_dry_run(summary: dict[str, Any]) -> None:
         return
     s = summary
     height, width = s["input_size"]
-    table = Table(title=f"dry run: {s['arch']} / {s['encoder']}", title_justify="left")
+    from tinyseg_cli.models import SEED_NETWORKS
+
+    # the seed studies' networks have no smp encoder: the spec's default would mislead
+    name = s["arch"] if s["arch"] in SEED_NETWORKS else f"{s['arch']} / {s['encoder']}"
+    table = Table(title=f"dry run: {name}", title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
     for label, value in (
