@@ -25,9 +25,9 @@ TUNE = "tinyseg tune-oii split.parquet --arch half-unet --patch-size 8 -b 4 --it
 EXAMPLES = f"""\
 Examples:
 
-  {RUNS} runs.parquet && tinyseg report runs.parquet --metric f2,iou
+  {RUNS} runs.parquet && tinyseg report runs.parquet --metric f2,iou --each-run
 
-  tinyseg score --truth t --pred p -o p.parquet && tinyseg report runs.parquet p.parquet -o r.md
+  tinyseg score --truth t --pred p -o p.parquet && tinyseg report runs.parquet p.parquet --best
 
   {TUNE} --loss tversky --grid 2 -o grid && tinyseg report grid --title 'Tversky, grid'
 """

@@ -48,7 +48,7 @@ Examples:
 
   tinyseg split --from-dir t --masks masks --folds 2 --export-nnunet splits.json
 
-  tinyseg split split.parquet --region top:0.25 -o - | tinyseg split --check -
+  tinyseg split split.parquet --region top:0.25 -o - | tinyseg split --check - --no-group
 """
 
 

@@ -32,7 +32,7 @@ from tinyseg_cli.io.provenance import provenance
 EXAMPLES = """\
 Examples:
 
-  tinyseg voxelize scan.laz --voxel 0.5 --tile 100 -o vox
+  tinyseg voxelize scan.laz --voxel 0.5 --tile 100 --val-every 4 -o vox
 
   tinyseg voxelize a.las b.las --tile 100 --stride 50 --label-rule rare-first --split train -o train
 
