@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from badinput import assert_refused, snapshot
-from conftest import write_map
+from conftest import write_json, write_map
 from test_plot import write_training_log, write_tune_log
 
 from tinyseg_cli.plots.markdown import escape_cell, markdown_table, mean_std
@@ -122,3 +122,50 @@ def test_best_prints_the_winning_label(cli, two_runs):
     # fpr: a 0/6, b 1/6 -> both 1/12 against alone 0: the higher mean wins, as asked
     result = cli("report", alone, both, "--metric", "fpr", "--label", "x", "--label", "y", "--best")
     assert result.stdout == "y\n"
+
+
+def test_oa_and_miou_of_the_summary_row(cli, two_runs):
+    both, alone = two_runs
+    result = cli("report", both, alone, "--metric", "oa,iou,miou", "--each-run")
+    assert result.exit_code == 0, result.output
+    # OA: a 8/10, b 9/10 -> 0.85 ± 0.1/√2. mIoU over both classes: a (6/8 + 2/4)/2 = 0.625,
+    # b (5/6 + 4/5)/2 = 49/60 -> mean 0.720833, std (49/60 − 0.625)/√2 = 0.135530
+    assert result.stdout.splitlines() == [
+        "| table | runs | oa | iou defect | miou |",
+        "| :--- | ---: | ---: | ---: | ---: |",
+        "| both: a | 1 | 0.800 | 0.500 | 0.625 |",
+        "| both: b | 1 | 0.900 | 0.800 | 0.817 |",
+        "| both | 2 | 0.850 ± 0.071 | 0.650 ± 0.212 | 0.721 ± 0.136 |",
+        "| alone | 1 | 0.800 | 0.500 | 0.625 |",
+    ]
+    assert cli("report", alone, both, "--metric", "oa", "--best").stdout == "both\n"
+    assert cli("report", alone, both, "--metric", "miou", "--best").stdout == "both\n"
+
+
+def test_network_summaries(cli, two_runs, tmp_path):
+    both, _ = two_runs
+    # as 'train --dry-run --json' writes them: a 2D network and a sparse one (no FLOPs)
+    unet = {"arch": "unet-64", "parameters": 20_550_000, "flops": 364_149_999_999}
+    sparse = {"arch": "sparse-unet", "parameters": 44_500}
+    write_json(tmp_path / "unet.json", {**unet, "input_size": [512, 512]})
+    write_json(tmp_path / "sparse.json", sparse)
+    result = cli("report", tmp_path / "unet.json", tmp_path / "sparse.json", "--title", "Size")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "## Size\n\n"
+        "| network | input | parameters (M) | FLOPs (B) |\n"
+        "| :--- | :--- | ---: | ---: |\n"
+        "| unet | 512×512 | 20.5500 | 364.1 |\n"
+        "| sparse | – | 0.0445 | – |\n"
+    )
+    before = snapshot(tmp_path)
+    mixed = cli("report", tmp_path / "unet.json", both)
+    assert_refused(mixed, 2, "reported alone", root=tmp_path, before=before)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    before = snapshot(tmp_path)
+    wrong = cli("report", tmp_path / "bad.json")
+    assert_refused(
+        wrong, 1, "not a summary of 'tinyseg train --dry-run --json'", root=tmp_path, before=before
+    )
+    chosen = cli("report", tmp_path / "unet.json", "--best")
+    assert_refused(chosen, 2, "--best", root=tmp_path, before=snapshot(tmp_path))

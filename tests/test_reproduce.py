@@ -58,6 +58,8 @@ def test_reduced_unets_smoke(tmp_path: Path, example: Path):
     assert "| quarter-multiresunet | 2 |" in results  # mean ± std over the 2 folds
     assert "| fold0 | 1 |" in results and "| fold1 | 1 |" in results
     assert "rw_f1 crack" in results
+    # the network's size from its dry run, at 64×64 in SMOKE (512×512 otherwise)
+    assert "| quarter-multiresunet | 64×64 | 0.0495 | " in results
 
 
 def test_loss_encoder_decoder_smoke(tmp_path: Path, example: Path):
@@ -97,6 +99,6 @@ def test_sparse_aspp_smoke(tmp_path: Path):
 
     scan = random_las(tmp_path / "scan.las", n=4000, seed=0, size=40.0)
     results = run_make("sparse-aspp.mk", tmp_path, scan).read_text()
-    assert "| table | runs | iou ground | iou vegetation | iou building | iou macro |" in results
+    assert "| table | runs | oa | miou | iou ground | iou vegetation | iou building |" in results
     for label in ("U-Net, wCE", "+ ASPP, wCE", "+ ASPP, weighted Dice"):
         assert f"| {label} | 1 |" in results

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from badinput import assert_refused, snapshot
 from conftest import run_torchrun, write_map
 
 from tinyseg_cli.engine.checkpoint import load_checkpoint
@@ -277,6 +278,13 @@ def test_dry_run_prints_the_published_sizes(cli, split):
     summary = json.loads(cli(*args, "--dry-run", "--json", "-q").stdout)
     assert summary["input_size"] == [512, 512]
     assert (summary["parameters"], summary["flops"]) == (1_864_833, 203_071_422_464)
+    # what a results file shows of it: millions to 4 decimals, billions to 1 (Table 4's units)
+    saved = split.parent / "half-unet.json"
+    saved.write_text(printed_json := cli(*args, "--dry-run", "--json", "-q").stdout)
+    assert json.loads(printed_json) == summary
+    shown = cli("report", saved, "--label", "Half U-Net")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[2] == "| Half U-Net | 512×512 | 1.8648 | 203.1 |"
 
 
 def test_json_summary_of_a_run(cli, split, tmp_path):
@@ -329,6 +337,19 @@ def test_errors(cli, split, tmp_path):
         cli("train", split, *TINY, "--iterations", "1", "--workers", "0", "-o", run).exit_code == 0
     )
     assert "--resume" in error_of(split, *TINY, "--iterations", "1", "-o", run)
+
+
+def test_network_limits_refused_before_training(cli, split, tmp_path):
+    # smp's PAN pools its stride-16 map three more times: 128 pixels a side at least; batch
+    # norm after DeepLabV3+'s global pooling needs two images a batch. Both named up front.
+    smp = ("--encoder", "resnet34", "--encoder-weights", "none", "-o", tmp_path / "r")
+    before = snapshot(tmp_path)
+    small = cli("train", split, "--arch", "pan", "--resize", "64", "64", *smp)
+    assert_refused(small, 1, "--resize 64×64", "pan", "at least 128", root=tmp_path, before=before)
+    one = cli("train", split, "--arch", "deeplabv3plus", "--resize", "32", "32", "-b", "1", *smp)
+    assert_refused(one, 1, "--batch-size 1", "at least 2", root=tmp_path, before=before)
+    dry = cli("train", split, "--arch", "pan", "--resize", "64", "64", "--dry-run", *smp[:4])
+    assert_refused(dry, 1, "at least 128", root=tmp_path, before=before)
 
 
 @pytest.mark.parametrize(

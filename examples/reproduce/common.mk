@@ -14,6 +14,9 @@
 # Every step is a tinyseg command; the shell only concatenates text into results.md.
 
 .DEFAULT_GOAL := all
+# Keep what chains of pattern rules make on the way (split tables, runs, predictions): a
+# later `make` after a change then retrains only what the change touches.
+.SECONDARY:
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 TINYSEG ?= $(if $(wildcard $(REPO)/.venv/bin/tinyseg),$(REPO)/.venv/bin/tinyseg,tinyseg)
 SHARED_CRACKFOREST := $(abspath $(REPO)/../shared/data/crackforest)

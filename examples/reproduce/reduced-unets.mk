@@ -2,7 +2,7 @@
 # quarter) keep the full network's scores at a fraction of its size? The five networks under
 # K-fold grouped cross-validation, each fold trained, predicted and scored; per fold and mean
 # ± std over folds: F1, IoU, recall-weighted F1 and IoU ('tinyseg score --run', one run per
-# fold).
+# fold); each network's parameters and FLOPs ('tinyseg train --dry-run --json').
 #
 #   make -f examples/reproduce/reduced-unets.mk QUICK=1          # 2-core CPU
 #   make -f examples/reproduce/reduced-unets.mk NETWORKS='half-unet multiresunet' FOLDS=3
@@ -53,7 +53,15 @@ $(foreach net,$(NETWORKS),$(eval $(call NETWORK_SCORES,$(net))))
 SCORES := $(foreach net,$(NETWORKS),$(OUT)/$(net)/scores.parquet)
 METRICS := f1,iou,rw_f1,rw_iou
 
-$(OUT)/results.md: $(SCORES)
+# Each network's size at the study's input (512×512; SMOKE: 64×64), as trained here.
+SIZE_INPUT := $(if $(filter 1,$(SMOKE)),64,512)
+$(OUT)/%/size.json: $(OUT)/fold-0.parquet
+	mkdir -p $(@D)
+	$(TS) train $< --arch $* --resize $(SIZE_INPUT) $(SIZE_INPUT) --dry-run --json $(COMMON) \
+		> $@.part && mv $@.part $@
+SIZES := $(foreach net,$(NETWORKS),$(OUT)/$(net)/size.json)
+
+$(OUT)/results.md: $(SCORES) $(SIZES)
 	{ \
 	echo "# Reduced U-Nets under $(FOLDS)-fold grouped cross-validation"; \
 	echo; \
@@ -63,6 +71,9 @@ $(OUT)/results.md: $(SCORES)
 	echo "The paper's Table 4 (on its private data): parameters and FLOPs at 512×512 of U-Net"; \
 	echo "21.9776 M / 329.7 B, Half U-Net 1.7724 M / 204.0 B, MultiResUNet 13.5469 M / 204.8 B,"; \
 	echo "Half MultiResUNet 0.2149 M / 42.9 B, Quarter MultiResUNet 0.0445 M / 21.9 B."; \
+	echo; \
+	$(TS) report $(SIZES) $(foreach net,$(NETWORKS),--label $(net)) \
+		--title "Size at $(SIZE_INPUT)×$(SIZE_INPUT) (FLOPs: 2 per multiply-add; output channels as trained here)" || exit 1; \
 	echo; \
 	$(TS) report $(SCORES) $(foreach net,$(NETWORKS),--label $(net)) --metric $(METRICS) \
 		--title "Mean ± std over folds" || exit 1; \

@@ -15,6 +15,8 @@ from tinyseg_cli.io.atomic import STDIO, atomic_path, check_outputs
 from tinyseg_cli.plots.tables import (
     choose_metrics,
     choose_series,
+    is_network_summary,
+    open_network_summaries,
     open_sources,
     parse_names,
     resolve_kind,
@@ -30,6 +32,9 @@ Examples:
   tinyseg score --truth t --pred p -o p.parquet && tinyseg report runs.parquet p.parquet --best
 
   {TUNE} --loss tversky --grid 2 -o grid && tinyseg report grid --title 'Tversky, grid'
+
+  tinyseg train split.parquet --arch half-unet --resize 512 512 --dry-run --json -q > h.json
+  tinyseg report h.json --label 'Half U-Net'
 """
 
 
@@ -37,6 +42,7 @@ class ReportKind(StrEnum):
     auto = "auto"
     runs = "runs"
     tune = "tune"
+    networks = "networks"
 
 
 def register(app: typer.Typer) -> None:
@@ -53,8 +59,9 @@ def report(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Scores tables of 'tinyseg score' (with --run or not), or tune-oii logs (a "
-            "TUNE_DIR or its steps.parquet). '-' reads a table from stdin.",
+            help="Scores tables of 'tinyseg score' (with --run or not), tune-oii logs (a "
+            "TUNE_DIR or its steps.parquet), or the .json summaries of 'tinyseg train "
+            "--dry-run --json'. '-' reads a table from stdin.",
             metavar="TABLE...",
             show_default=False,
         ),
@@ -69,8 +76,9 @@ def report(
         ReportKind,
         typer.Option(
             "--kind",
-            help="auto: by the tables' columns; runs: one row per scores table; tune: one "
-            "table of steps per tune-oii log.",
+            help="auto: by the tables' columns (.json: networks); runs: one row per scores "
+            "table; tune: one table of steps per tune-oii log; networks: one row per dry-run "
+            "summary (parameters, FLOPs).",
         ),
     ] = ReportKind.auto,
     metric: Annotated[
@@ -78,8 +86,8 @@ def report(
         typer.Option(
             "--metric",
             help="Score columns, in order: f2, iou, oii, recall, precision, fpr, f1, rw_f1, "
-            "rw_iou, …; repeat or separate by commas. Default: f2, iou, oii (runs); oii, "
-            "iou, precision (tune).",
+            "rw_iou, …, and oa, miou (one column each: every class); repeat or separate by "
+            "commas. Default: f2, iou, oii (runs); oii, iou, precision (tune).",
             metavar="NAMES",
             show_default=False,
         ),
@@ -141,9 +149,58 @@ def report(
     scores (OII, IoU and precision by default) and whether the OII fell in the target band,
     then the number of trainings.
 
+    Dry-run summaries (--kind networks, any .json TABLE): one row per network with its
+    input size, parameters (millions) and FLOPs (billions, 2 per multiply-add).
+
     Everything else is up to the shell: a Makefile writes a results file as
     '{ cat header.md; tinyseg report a.parquet b.parquet; } > results.md'.
     """
+    console.configure(verbose, quiet)
+    check_outputs({"-o": output}, force, {"TABLE": [p for p in inputs if p != STDIO]})
+    if kind == ReportKind.networks or any(is_network_summary(p) for p in inputs):
+        text = _networks_report(inputs, kind, label, best, title)
+    else:
+        text = _tables_report(inputs, kind, label, metric, classes, best, (digits, title, each_run))
+        if text is None:
+            return
+    if output == STDIO:
+        typer.echo(text, nl=False)
+        return
+    with atomic_path(output) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    if not console.STATE.quiet:
+        console.stderr.print(f"wrote {console.safe(output)}", soft_wrap=True)
+
+
+def _networks_report(
+    inputs: list[str], kind: ReportKind, label: list[str] | None, best: bool, title: str | None
+) -> str:
+    """The Markdown of dry-run summaries: one row per network."""
+    from tinyseg_cli.plots.markdown import networks_markdown
+
+    others = [p for p in inputs if not is_network_summary(p)]
+    if others or kind not in (ReportKind.auto, ReportKind.networks):
+        shown = others[0] if others else inputs[0]
+        raise typer.BadParameter(
+            f"{shown}: dry-run summaries (.json) are reported alone, as --kind networks; "
+            "give scores tables or tune-oii logs in another report",
+            param_hint="TABLE",
+        )
+    if best:
+        raise typer.BadParameter("chooses among scores tables, not networks", param_hint="--best")
+    return networks_markdown(open_network_summaries(inputs, label), title)
+
+
+def _tables_report(
+    inputs: list[str],
+    kind: ReportKind,
+    label: list[str] | None,
+    metric: list[str] | None,
+    classes: str | None,
+    best: bool,
+    layout: tuple[int, str | None, bool],
+) -> str | None:
+    """The Markdown of scores tables or tune-oii logs; None when --best printed its choice."""
     from tinyseg_cli.plots.markdown import (
         TUNE_METRICS,
         ReportOptions,
@@ -151,8 +208,6 @@ def report(
         report_markdown,
     )
 
-    console.configure(verbose, quiet)
-    check_outputs({"-o": output}, force, {"TABLE": [p for p in inputs if p != STDIO]})
     sources = open_sources(inputs, label)
     found = resolve_kind(sources, kind.value if kind != ReportKind.auto else "auto")
     if found not in ("runs", "tune"):
@@ -165,7 +220,7 @@ def report(
     if found == "tune":
         metrics, series = wanted or list(TUNE_METRICS), [[] for _ in sources]
     else:
-        metrics = choose_metrics(sources, wanted)
+        metrics = choose_metrics(sources, wanted, summary=True)
         series = choose_series(sources, parse_names(classes))
     if best:
         if found != "runs":
@@ -173,12 +228,5 @@ def report(
                 "chooses among scores tables, not tune-oii logs", param_hint="--best"
             )
         typer.echo(best_table(sources, series, metrics[0]))
-        return
-    text = report_markdown(found, sources, series, ReportOptions(metrics, digits, title, each_run))
-    if output == STDIO:
-        typer.echo(text, nl=False)
-        return
-    with atomic_path(output) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-    if not console.STATE.quiet:
-        console.stderr.print(f"wrote {console.safe(output)}", soft_wrap=True)
+        return None
+    return report_markdown(found, sources, series, ReportOptions(metrics, *layout))

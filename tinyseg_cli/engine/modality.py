@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from tinyseg_cli.data.datasets import Patch, PatchDataset, random_patches, whole_images
 from tinyseg_cli.engine.train_setup import TrainOptions, TrainPlan, model_spec
 from tinyseg_cli.engine.validate import Validation, validate
+from tinyseg_cli.errors import TinysegError
 
 
 class Modality(Protocol):
@@ -90,7 +91,36 @@ class ImageModality:
 
     def model_spec(self) -> dict[str, Any]:
         o = self.options
-        return model_spec(o, 1 if o.binary is not None else len(self.plan.class_map))
+        spec = model_spec(o, 1 if o.binary is not None else len(self.plan.class_map))
+        self._check_network(spec)
+        return spec
+
+    def input_size(self) -> tuple[int, int]:
+        """The height and width of a training input: --resize, the patch table's or the patch."""
+        o, table = self.options, self.plan.patch_table
+        if table is not None:
+            return (table[0][0].h, table[0][0].w)
+        return (o.resize[0], o.resize[1]) if o.resize else (o.patch_size, o.patch_size)
+
+    def _check_network(self, spec: dict[str, Any]) -> None:
+        """Refuse, before any work, inputs or batches the network cannot train on (smp's own
+        errors name neither the option nor the limit)."""
+        from tinyseg_cli.models import check_input_size, min_train_batch
+
+        o = self.options
+        height, width = self.input_size()
+        option = "--resize" if o.resize else "--patches" if o.patches else "--patch-size"
+        name = spec["arch"] + (f" with encoder {spec['encoder']}" if spec.get("encoder") else "")
+        try:
+            check_input_size(spec, height, width)
+        except TinysegError as error:
+            raise TinysegError(f"{option} {height}×{width}: {name}: {error}") from None
+        smallest = min_train_batch(spec, (height, width))
+        if o.batch_size < smallest:
+            raise TinysegError(
+                f"--batch-size {o.batch_size}: {name} trains on batches of at least {smallest} "
+                f"at {height}×{width} (batch norm would see one value per channel)"
+            )
 
     def config(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self.plan.config(spec)
@@ -129,10 +159,7 @@ class ImageModality:
         from tinyseg_cli.models import describe
 
         plan, o = self.plan, self.options
-        size = tuple(o.resize) if o.resize else (o.patch_size, o.patch_size)
-        if plan.patch_table is not None:
-            first = plan.patch_table[0][0]
-            size = (first.h, first.w)
+        size = self.input_size()
         info = describe(model, spec, size)
         patches = len(epoch_patches(plan, 0))
         return {

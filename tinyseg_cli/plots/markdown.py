@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.plots.curves import read_runs, read_tune
-from tinyseg_cli.plots.tables import Source, floats
+from tinyseg_cli.plots.curves import RunScores, read_runs, read_tune
+from tinyseg_cli.plots.tables import SUMMARY, SUMMARY_METRICS, Source, floats
 
 NULL = "–"  # a score that is undefined (0/0) or absent
 TUNE_METRICS = ("oii", "iou", "precision")  # the output-imbalance study's columns per step
@@ -59,47 +60,68 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: i
 
 def runs_markdown(sources: list[Source], series: list[list[str]], options: ReportOptions) -> str:
     """One row per scores table: its label, its number of runs, then per metric and class
-    the mean ± std over its runs (ddof = 1, null scores left out, as ``score --run``)."""
+    the mean ± std over its runs (ddof = 1, null scores left out, as ``score --run``); OA and
+    mIoU (the summary row) take one column each."""
     names = list(dict.fromkeys(key for chosen in series for key in chosen))
-    header = ["table", "runs"] + [
-        f"{metric} {name}" for metric in options.metrics for name in names
-    ]
+    header = ["table", "runs"]
+    for metric in options.metrics:
+        header += [metric] if metric in SUMMARY_METRICS else [f"{metric} {n}" for n in names]
     rows = []
     for source, chosen in zip(sources, series, strict=True):
-        scores = read_runs([source], [chosen], options.metrics)
-        where = {name: column for column, name in enumerate(scores.series)}
-        if options.each_run and len(scores.runs) > 1:
-            for run_index, run in enumerate(scores.runs):
+        scores = _table_scores(source, chosen, options.metrics)
+        runs = next(iter(scores.values())).runs
+        if options.each_run and len(runs) > 1:
+            for run_index, run in enumerate(runs):
                 row = [f"{source.label}: {run}" if len(sources) > 1 else run, "1"]
                 for metric in options.metrics:
-                    values = scores.values[metric][run_index]
+                    values = scores[metric].values[metric][run_index]
                     row += [
-                        NULL
-                        if name not in where
-                        else number(float(values[where[name]]), options.digits)
-                        for name in names
+                        number(float(values[column]), options.digits) if column >= 0 else NULL
+                        for column in _columns(scores[metric], metric, names)
                     ]
                 rows.append(row)
-        row = [source.label, str(len(scores.runs))]
+        row = [source.label, str(len(runs))]
         for metric in options.metrics:
-            means, stds = scores.mean(metric), scores.std(metric)
-            for name in names:
-                column = where.get(name)
-                row.append(
-                    NULL
-                    if column is None
-                    else mean_std(float(means[column]), float(stds[column]), options.digits)
-                )
+            means, stds = scores[metric].mean(metric), scores[metric].std(metric)
+            row += [
+                mean_std(float(means[column]), float(stds[column]), options.digits)
+                if column >= 0
+                else NULL
+                for column in _columns(scores[metric], metric, names)
+            ]
         rows.append(row)
     return markdown_table(header, rows, left=1)
 
 
+def _table_scores(source: Source, chosen: list[str], metrics: list[str]) -> dict[str, RunScores]:
+    """Per metric, the runs' scores of one table: of the chosen classes, or of the summary row
+    for OA and mIoU (which every run has, so both read the same runs)."""
+    plain = [m for m in metrics if m not in SUMMARY_METRICS]
+    summary = [m for m in metrics if m in SUMMARY_METRICS]
+    scores = {}
+    if plain:
+        scores |= dict.fromkeys(plain, read_runs([source], [chosen], plain))
+    if summary:
+        scores |= dict.fromkeys(summary, read_runs([source], [[SUMMARY]], summary))
+    return scores
+
+
+def _columns(scores: RunScores, metric: str, names: list[str]) -> list[int]:
+    """The columns of ``scores`` under the report's columns of ``metric`` (-1: absent)."""
+    where = {name: column for column, name in enumerate(scores.series)}
+    if metric in SUMMARY_METRICS:
+        return [where.get(SUMMARY, -1)]
+    return [where.get(name, -1) for name in names]
+
+
 def best_table(sources: list[Source], series: list[list[str]], metric: str) -> str:
     """The label of the table whose mean ``metric`` (over its runs) is highest for the first
-    chosen class; the first such table on a tie. An error when no table has the score."""
+    chosen class (the summary row for OA and mIoU); the first such table on a tie. An error
+    when no table has the score."""
     best: tuple[float, str] | None = None
     for source, chosen in zip(sources, series, strict=True):
-        scores = read_runs([source], [chosen[:1]], [metric])
+        wanted = [SUMMARY] if metric in SUMMARY_METRICS else chosen[:1]
+        scores = read_runs([source], [wanted], [metric])
         mean = float(scores.mean(metric)[0]) if scores.series else math.nan
         if not math.isnan(mean) and (best is None or mean > best[0]):
             best = (mean, source.label)
@@ -130,6 +152,27 @@ def tune_markdown(source: Source, options: ReportOptions) -> str:
         rows.append(row)
     table = markdown_table(header, rows, left=0)
     return f"{table}\n\n{len(rows)} training(s)."
+
+
+def networks_markdown(summaries: list[tuple[str, dict[str, Any]]], title: str | None = None) -> str:
+    """One row per ``train --dry-run --json`` summary: the network, its input, parameters in
+    millions (4 decimals) and FLOPs in billions (1 decimal, 2 per multiply-add), the units
+    and precision of the studies' tables."""
+    header = ["network", "input", "parameters (M)", "FLOPs (B)"]
+    rows = []
+    for label, summary in summaries:
+        size = summary.get("input_size")
+        flops = summary.get("flops")
+        rows.append(
+            [
+                label,
+                "×".join(str(side) for side in size) if isinstance(size, list) else NULL,
+                f"{int(summary['parameters']) / 1e6:.4f}",
+                f"{int(flops) / 1e9:.1f}" if isinstance(flops, int) else NULL,
+            ]
+        )
+    heading = [f"## {escape_cell(title)}"] if title else []
+    return "\n\n".join([*heading, markdown_table(header, rows, left=2)]) + "\n"
 
 
 def report_markdown(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ TUNE_COLUMNS = frozenset({"step", "oii", "bracket_lo", "bracket_hi"})
 DEFAULT_METRICS = ("f2", "iou", "oii")
 SCATTER_METRICS = ("fpr", "recall", "precision")  # the axes of the two scatters
 LEVELS = ("micro", "macro")
+SUMMARY = "summary"  # the level of a scores table's row of OA and mIoU
+SUMMARY_METRICS = ("oa", "miou")  # scores of the summary row: one value per run, no class
 # Float columns of the tables that are not per-class scores.
 NOT_METRICS = frozenset(
     {"loss", "lr", "images_per_s", "oa", "miou", "beta", "bracket_lo", "bracket_hi", "seconds"}
@@ -114,6 +117,35 @@ def open_sources(paths: list[str], labels: list[str] | None = None) -> list[Sour
         table = read_table(path)
         sources.append(Source(path, label, table, table_metadata(table)))
     return sources
+
+
+def is_network_summary(path: str) -> bool:
+    """Whether a TABLE argument is a ``train --dry-run --json`` summary (by its suffix)."""
+    return Path(path).suffix.lower() == ".json"
+
+
+def open_network_summaries(
+    paths: list[str], labels: list[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(label, summary) of every ``train --dry-run --json`` file: the network's size and cost."""
+    if labels and len(labels) != len(paths):
+        raise UsageError(
+            f"--label given {len(labels)} times for {len(paths)} file(s); give one per file"
+        )
+    summaries = []
+    for path, label in zip(paths, labels or default_labels(paths), strict=True):
+        try:
+            summary = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TinysegError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TinysegError(f"{path}: not readable JSON ({library_reason(error)})") from None
+        if not isinstance(summary, dict) or not {"arch", "parameters"} <= summary.keys():
+            raise TinysegError(
+                f"{path}: not a summary of 'tinyseg train --dry-run --json' (no arch, parameters)"
+            )
+        summaries.append((label, summary))
+    return summaries
 
 
 def detect_kind(source: Source) -> Kind:
@@ -251,9 +283,16 @@ def metric_columns(source: Source) -> list[str]:
     ]
 
 
-def choose_metrics(sources: list[Source], wanted: list[str] | None) -> list[str]:
-    """The ``--metric`` columns asked for (each in some table), or F2, IoU and OII."""
+def choose_metrics(
+    sources: list[Source], wanted: list[str] | None, summary: bool = False
+) -> list[str]:
+    """The ``--metric`` columns asked for (each in some table), or F2, IoU and OII; with
+    ``summary``, also the summary row's OA and mIoU."""
     available = dict.fromkeys(name for source in sources for name in metric_columns(source))
+    if summary:
+        available |= dict.fromkeys(
+            name for name in SUMMARY_METRICS for s in sources if name in s.table.column_names
+        )
     if wanted is None:
         chosen = [name for name in DEFAULT_METRICS if name in available]
         if not chosen:
