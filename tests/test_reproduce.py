@@ -98,7 +98,8 @@ def test_sparse_aspp_smoke(tmp_path: Path):
     from test_voxelize import random_las
 
     scan = random_las(tmp_path / "scan.las", n=4000, seed=0, size=40.0)
-    results = run_make("sparse-aspp.mk", tmp_path, scan).read_text()
+    results = run_make("sparse-aspp.mk", tmp_path, scan, "SEEDS=0 1").read_text()
     assert "| table | runs | oa | miou | iou ground | iou vegetation | iou building |" in results
     for label in ("U-Net, wCE", "+ ASPP, wCE", "+ ASPP, weighted Dice"):
-        assert f"| {label} | 1 |" in results
+        assert f"| {label} | 2 |" in results  # mean ± std over the 2 seeds
+        assert f"| {label}: seed0 | 1 |" in results and f"| {label}: seed1 | 1 |" in results
