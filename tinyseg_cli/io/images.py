@@ -15,13 +15,22 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.rasters import Roi, read_raster
 
 
-def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndarray:
-    """The image at ``path`` (inside ``roi``) as a (H, W, channels) float32 array in [0, 1]."""
+def read_pixels(path: Path) -> np.ndarray:
+    """The image at ``path`` as stored, (H, W, C): a planar TIFF (C, H, W) moved channels-last,
+    a grey image given its one channel."""
     raw = read_raster(path)
     if raw.ndim == 3 and raw.shape[0] in (1, 3, 4) and raw.shape[2] not in (1, 3, 4):
-        raw = np.moveaxis(raw, 0, -1)  # planar TIFF (C, H, W)
-    if raw.ndim not in (2, 3):
+        raw = np.moveaxis(raw, 0, -1)
+    if raw.ndim == 2:
+        raw = raw[:, :, None]
+    if raw.ndim != 3:
         raise TinysegError(f"{path}: expected an image of 2 or 3 dimensions, found {raw.ndim}")
+    return raw
+
+
+def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndarray:
+    """The image at ``path`` (inside ``roi``) as a (H, W, channels) float32 array in [0, 1]."""
+    raw = read_pixels(path)
     if roi is not None:
         y0, x0, y1, x1 = roi
         if y1 > raw.shape[0] or x1 > raw.shape[1]:
@@ -31,8 +40,6 @@ def read_image(path: Path, channels: int = 3, roi: Roi | None = None) -> np.ndar
             )
         raw = raw[y0:y1, x0:x1]
     image = as_unit_float(np.asarray(raw), path, roi[:2] if roi else (0, 0))
-    if image.ndim == 2:
-        image = image[:, :, None]
     return fit_channels(image, channels, path)
 
 

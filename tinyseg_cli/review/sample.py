@@ -12,9 +12,9 @@ import numpy as np
 from tinyseg_cli.engine.score import CountOptions, Pair, open_pair, pair_confusion
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.image_rows import check_roi
-from tinyseg_cli.io.images import check_finite
+from tinyseg_cli.io.images import check_finite, read_pixels
 from tinyseg_cli.io.png import write_png
-from tinyseg_cli.io.rasters import LabelMap, read_raster
+from tinyseg_cli.io.rasters import LabelMap
 from tinyseg_cli.io.sources import MapRef
 from tinyseg_cli.metrics.counts import one_vs_rest
 from tinyseg_cli.metrics.functional import fbeta, recall
@@ -136,12 +136,8 @@ def _read_image(sample: ReviewSample, truth: LabelMap) -> np.ndarray:
     """The image as stored, (H, W, 1 or 3), inside its ROI (or the truth's, when the image
     is full size), alpha dropped; it must match the truth's size."""
     path = sample.image.path
-    raw = read_raster(path)
-    if raw.ndim == 3 and raw.shape[0] in (1, 3, 4) and raw.shape[2] not in (1, 3, 4):
-        raw = np.moveaxis(raw, 0, -1)  # planar TIFF (C, H, W)
-    if raw.ndim == 2:
-        raw = raw[:, :, None]
-    if raw.ndim != 3 or raw.shape[2] not in (1, 3, 4) or raw.dtype.kind not in "buif":
+    raw = read_pixels(path)
+    if raw.shape[2] not in (1, 3, 4) or raw.dtype.kind not in "buif":
         raise TinysegError(
             f"{path}: expected a grey, RGB or RGBA image, found shape {raw.shape} of {raw.dtype}"
         )
