@@ -24,17 +24,15 @@ from tinyseg_cli.plots.tables import (
 
 RUNS = "tinyseg score --truth t --run a=run_a/pred --run b=run_b/pred -o"
 TUNE = "tinyseg tune-oii split.parquet --arch half-unet --patch-size 8 -b 4 --iterations 2"
+SIZE = "tinyseg train split.parquet --arch unet-64 --resize 512 512 --dry-run --json -q"
 EXAMPLES = f"""\
 Examples:
 
-  {RUNS} runs.parquet && tinyseg report runs.parquet --metric f2,iou --each-run
-
-  tinyseg score --truth t --pred p -o p.parquet && tinyseg report runs.parquet p.parquet --best
+  {RUNS} runs.parquet && tinyseg report runs.parquet --metric f2,iou,miou --each-run
 
   {TUNE} --loss tversky --grid 2 -o grid && tinyseg report grid --title 'Tversky, grid'
 
-  tinyseg train split.parquet --arch half-unet --resize 512 512 --dry-run --json -q > h.json
-  tinyseg report h.json --label 'Half U-Net'
+  {SIZE} > u.json && tinyseg report u.json
 """
 
 
