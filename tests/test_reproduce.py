@@ -92,6 +92,10 @@ def test_resampling_ovr_smoke(tmp_path: Path, example: Path):
     assert "| one-vs-rest (crack pore) | 1 |" in results
     assert "| step-1 | 1 |" in results and "| step-2 | 1 |" in results  # SMOKE: 2 late ones
     assert "| PSoMT: seeds 0 1 | 2 |" in results
+    # make keeps what its pattern rules made on the way (.PRECIOUS), for a later run
+    out = tmp_path / "out"
+    assert (out / "patches-oversample.parquet").is_file()
+    assert (out / "weights-iscf.parquet").is_file()
 
 
 def test_sparse_aspp_smoke(tmp_path: Path):

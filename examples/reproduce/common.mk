@@ -14,9 +14,6 @@
 # Every step is a tinyseg command; the shell only concatenates text into results.md.
 
 .DEFAULT_GOAL := all
-# Keep what chains of pattern rules make on the way (split tables, runs, predictions): a
-# later `make` after a change then retrains only what the change touches.
-.SECONDARY:
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 TINYSEG ?= $(if $(wildcard $(REPO)/.venv/bin/tinyseg),$(REPO)/.venv/bin/tinyseg,tinyseg)
 SHARED_CRACKFOREST := $(abspath $(REPO)/../shared/data/crackforest)
@@ -44,6 +41,11 @@ CLASS_OPTION := $(if $(CLASSES),--classes $(CLASSES))
 
 $(EXAMPLE)/manifest.parquet:
 	$(REPO)/.venv/bin/python $(REPO)/examples/generate.py --out $(EXAMPLE)
+
+# Each study lists its pattern rules' targets under .PRECIOUS, so that make keeps what it
+# makes on the way (it deletes intermediate files otherwise, and a later run would redo
+# them). Not an empty .SECONDARY: that would also stop a new prerequisite (NETWORKS=…) from
+# being made. tinyseg writes every file atomically, so none is left half-written.
 
 # Every study: `all` writes results.md; `smoke` runs every step with one or two iterations.
 .PHONY: all smoke clean

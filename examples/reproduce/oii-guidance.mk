@@ -37,6 +37,7 @@ $(OUT)/split.parquet: $(DATA_DEP)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --ratios 0.6,0.2,0.2 --seed 0 -q -o $@ --force
 
 # One bisection and one grid per loss; tune-oii resumes a search that was cut short.
+.PRECIOUS: $(OUT)/bisect-%/steps.parquet $(OUT)/grid-%/steps.parquet
 $(OUT)/bisect-%/steps.parquet: $(OUT)/split.parquet
 	$(TS) tune-oii $< --loss $* $(TUNE) $(SEARCH) -o $(OUT)/bisect-$*
 $(OUT)/grid-%/steps.parquet: $(OUT)/split.parquet

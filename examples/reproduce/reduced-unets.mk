@@ -12,7 +12,7 @@
 STUDY := reduced-unets
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
-NETWORKS ?= unet-baseline half-unet multiresunet half-multiresunet quarter-multiresunet
+NETWORKS ?= unet-64 half-unet multiresunet half-multiresunet quarter-multiresunet
 FOLDS ?= 5
 SEED := $(firstword $(SEEDS))
 ifeq ($(SMOKE),1)
@@ -29,6 +29,7 @@ FOLD_IDS := $(shell seq 0 $$(($(FOLDS) - 1)))
 $(OUT)/folds.parquet: $(DATA_DEP)
 	mkdir -p $(OUT)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --folds $(FOLDS) --seed 0 -q -o $@ --force
+.PRECIOUS: $(OUT)/fold-%.parquet $(OUT)/%/size.json
 $(OUT)/fold-%.parquet: $(OUT)/folds.parquet
 	$(TS) split $< --fold $* -q -o $@ --force
 

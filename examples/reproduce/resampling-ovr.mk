@@ -47,6 +47,8 @@ PREDICT = $(TS) infer $(foreach c,$(2),-c $(c)) $(SPLIT) --split val $(COMMON) -
 $(SPLIT): $(DATA_DEP)
 	mkdir -p $(OUT)
 	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --region top:0.33 -q -o $@ --force
+.PRECIOUS: $(OUT)/weights-%.parquet $(OUT)/patches-%.parquet $(OUT)/resample/%.parquet \
+	$(OUT)/weights/%.parquet
 $(OUT)/weights-%.parquet: $(SPLIT)
 	$(TS) classweights $< --scheme $* -q -o $@ --force
 
