@@ -105,17 +105,16 @@ class ImageModality:
     def _check_network(self, spec: dict[str, Any]) -> None:
         """Refuse, before any work, inputs or batches the network cannot train on (smp's own
         errors name neither the option nor the limit)."""
-        from tinyseg_cli.models import check_input_size, min_train_batch
+        from tinyseg_cli.models import min_train_batch, normalise_spec
 
-        o = self.options
+        o, spec = self.options, normalise_spec(spec)
         height, width = self.input_size()
         option = "--resize" if o.resize else "--patches" if o.patches else "--patch-size"
-        name = spec["arch"] + (f" with encoder {spec['encoder']}" if spec.get("encoder") else "")
-        try:
-            check_input_size(spec, height, width)
+        name = spec["arch"] + (f" with encoder {spec['encoder']}" if spec["encoder"] else "")
+        try:  # it checks the input size first
+            smallest = min_train_batch(spec, (height, width))
         except TinysegError as error:
             raise TinysegError(f"{option} {height}×{width}: {name}: {error}") from None
-        smallest = min_train_batch(spec, (height, width))
         if o.batch_size < smallest:
             raise TinysegError(
                 f"--batch-size {o.batch_size}: {name} trains on batches of at least {smallest} "

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.plots.tables import SUMMARY, Source, floats, series_keys, texts
+from tinyseg_cli.plots.tables import Source, floats, series_keys, texts
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,7 @@ def read_runs(sources: list[Source], series: list[list[str]], metrics: list[str]
     runs: dict[str, dict[str, dict[str, float]]] = {}  # run -> series -> metric -> value
     for source, chosen in zip(sources, series, strict=True):
         stats, samples = texts(source, "stat"), texts(source, "sample_id")
-        run_names, keys = texts(source, "run"), series_keys(source)
-        # the summary row (OA, mIoU of every class) is its own series, asked for by name
-        keys = np.where(texts(source, "level") == SUMMARY, SUMMARY, keys)
+        run_names, keys = texts(source, "run"), series_keys(source, summary=True)
         whole = np.array([sample is None for sample in samples], dtype=bool)
         rows = np.flatnonzero((stats == "value") & whole)
         if rows.size == 0:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.plots.curves import RunScores, read_runs, read_tune
+from tinyseg_cli.plots.curves import read_runs, read_tune
 from tinyseg_cli.plots.tables import SUMMARY, SUMMARY_METRICS, Source, floats
 
 NULL = "–"  # a score that is undefined (0/0) or absent
@@ -68,50 +68,36 @@ def runs_markdown(sources: list[Source], series: list[list[str]], options: Repor
         header += [metric] if metric in SUMMARY_METRICS else [f"{metric} {n}" for n in names]
     rows = []
     for source, chosen in zip(sources, series, strict=True):
-        scores = _table_scores(source, chosen, options.metrics)
-        runs = next(iter(scores.values())).runs
-        if options.each_run and len(runs) > 1:
-            for run_index, run in enumerate(runs):
+        # one read: the chosen classes' rows and the summary row (OA, mIoU) of every run
+        scores = read_runs([source], [[*chosen, SUMMARY]], options.metrics)
+        where = {name: column for column, name in enumerate(scores.series)}
+        columns = {
+            metric: [where.get(SUMMARY, -1)]
+            if metric in SUMMARY_METRICS
+            else [where.get(name, -1) for name in names]
+            for metric in options.metrics
+        }
+        if options.each_run and len(scores.runs) > 1:
+            for run_index, run in enumerate(scores.runs):
                 row = [f"{source.label}: {run}" if len(sources) > 1 else run, "1"]
                 for metric in options.metrics:
-                    values = scores[metric].values[metric][run_index]
+                    values = scores.values[metric][run_index]
                     row += [
                         number(float(values[column]), options.digits) if column >= 0 else NULL
-                        for column in _columns(scores[metric], metric, names)
+                        for column in columns[metric]
                     ]
                 rows.append(row)
-        row = [source.label, str(len(runs))]
+        row = [source.label, str(len(scores.runs))]
         for metric in options.metrics:
-            means, stds = scores[metric].mean(metric), scores[metric].std(metric)
+            means, stds = scores.mean(metric), scores.std(metric)
             row += [
                 mean_std(float(means[column]), float(stds[column]), options.digits)
                 if column >= 0
                 else NULL
-                for column in _columns(scores[metric], metric, names)
+                for column in columns[metric]
             ]
         rows.append(row)
     return markdown_table(header, rows, left=1)
-
-
-def _table_scores(source: Source, chosen: list[str], metrics: list[str]) -> dict[str, RunScores]:
-    """Per metric, the runs' scores of one table: of the chosen classes, or of the summary row
-    for OA and mIoU (which every run has, so both read the same runs)."""
-    plain = [m for m in metrics if m not in SUMMARY_METRICS]
-    summary = [m for m in metrics if m in SUMMARY_METRICS]
-    scores = {}
-    if plain:
-        scores |= dict.fromkeys(plain, read_runs([source], [chosen], plain))
-    if summary:
-        scores |= dict.fromkeys(summary, read_runs([source], [[SUMMARY]], summary))
-    return scores
-
-
-def _columns(scores: RunScores, metric: str, names: list[str]) -> list[int]:
-    """The columns of ``scores`` under the report's columns of ``metric`` (-1: absent)."""
-    where = {name: column for column, name in enumerate(scores.series)}
-    if metric in SUMMARY_METRICS:
-        return [where.get(SUMMARY, -1)]
-    return [where.get(name, -1) for name in names]
 
 
 def best_table(sources: list[Source], series: list[list[str]], metric: str) -> str:

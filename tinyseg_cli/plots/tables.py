@@ -102,12 +102,16 @@ def _label_parts(path: str) -> list[str]:
     return [part for part in named.parts if part != named.anchor] or [named.name]
 
 
-def open_sources(paths: list[str], labels: list[str] | None = None) -> list[Source]:
-    """Read every TABLE (a folder stands for its log), labelled by ``labels`` or by name."""
+def _check_labels(paths: list[str], labels: list[str] | None) -> None:
     if labels and len(labels) != len(paths):
         raise UsageError(
             f"--label given {len(labels)} times for {len(paths)} TABLE(s); give one per TABLE"
         )
+
+
+def open_sources(paths: list[str], labels: list[str] | None = None) -> list[Source]:
+    """Read every TABLE (a folder stands for its log), labelled by ``labels`` or by name."""
+    _check_labels(paths, labels)
     if paths.count(STDIO) > 1:
         raise UsageError("'-' (stdin) can be given once")
     resolved = [table_path(path) for path in paths]
@@ -128,10 +132,7 @@ def open_network_summaries(
     paths: list[str], labels: list[str] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """(label, summary) of every ``train --dry-run --json`` file: the network's size and cost."""
-    if labels and len(labels) != len(paths):
-        raise UsageError(
-            f"--label given {len(labels)} times for {len(paths)} file(s); give one per file"
-        )
+    _check_labels(paths, labels)
     summaries = []
     for path, label in zip(paths, labels or default_labels(paths), strict=True):
         try:
@@ -213,9 +214,10 @@ def texts(source: Source, name: str) -> np.ndarray:
     return np.array([None if v is None else str(v) for v in values], dtype=object)
 
 
-def series_keys(source: Source) -> np.ndarray:
+def series_keys(source: Source, summary: bool = False) -> np.ndarray:
     """Per row, the series it belongs to: its class name (index when unnamed), ``micro``,
-    ``macro``, or None (step rows, summary rows)."""
+    ``macro``, ``summary`` (the row of OA and mIoU) when ``summary`` is asked for, or None
+    (step rows, summary rows otherwise)."""
     levels, names = texts(source, "level"), texts(source, "class_name")
     indices = floats(source, "class_index")
     keys = np.full(len(levels), None, dtype=object)
@@ -223,7 +225,7 @@ def series_keys(source: Source) -> np.ndarray:
         if level == "class":
             index = indices[row]
             keys[row] = names[row] or ("" if np.isnan(index) else str(int(index)))
-        elif level in LEVELS:
+        elif level in LEVELS or (summary and level == SUMMARY):
             keys[row] = level
     return keys
 
