@@ -46,7 +46,7 @@ def _worker_infer(args: list[str]) -> dict[str, float]:
     import segmentation_models_pytorch  # noqa: F401  (imported before the clock starts)
     import torch  # noqa: F401
 
-    import tinyseg_cli.engine.infer  # noqa: F401
+    import tinyseg_cli.commands.infer.run  # noqa: F401
     from tinyseg_cli.cli.main import app
 
     base = _peak_rss()
@@ -90,7 +90,7 @@ def make_inputs(root: Path, side: int) -> tuple[Path, Path]:
     import tifffile
     import torch
 
-    from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+    from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
     from tinyseg_cli.models import build_model
 
     torch.manual_seed(0)

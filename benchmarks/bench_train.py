@@ -101,9 +101,9 @@ def run_tinyseg(
     """The library's Trainer, driven as `tinyseg train` drives it (no validation)."""
     import torch
 
-    from tinyseg_cli.engine.distributed import Distributed
-    from tinyseg_cli.engine.train import Hooks, StepReport, Trainer
-    from tinyseg_cli.engine.train_setup import TrainOptions, prepare
+    from tinyseg_cli.commands.train.image.plan import TrainOptions, prepare
+    from tinyseg_cli.commands.train.loop import Hooks, StepReport, Trainer
+    from tinyseg_cli.runtime.distributed import Distributed
 
     options = TrainOptions(
         manifest=str(manifest),

@@ -16,7 +16,7 @@ import numpy as np
 from common import Section, Target, console
 from rich.table import Table
 
-from tinyseg_cli.engine.tune.search import (
+from tinyseg_cli.commands.tune_oii.search import (
     Bisection,
     Counts,
     OiiOf,

@@ -22,7 +22,7 @@ import torch
 from badinput import assert_refused, snapshot, stderr_of
 from conftest import run_tinyseg, write_map
 
-from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
 from tinyseg_cli.models import build_model
 
 CLASSES = ["background", "crack", "pore"]

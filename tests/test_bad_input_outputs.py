@@ -21,7 +21,7 @@ from test_train import write_split
 from test_voxelize import random_las
 from test_voxels_train_infer import hand_checkpoint, write_voxels
 
-from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
 from tinyseg_cli.models import build_model
 
 TINY = ("--arch", "half-unet", "--patch-size", "16", "--batch-size", "2", "--iterations", "1")
@@ -461,7 +461,7 @@ def test_train_missing_sparse_backend_leaves_no_run_folder(refused, data):
 
 
 def test_infer_failure_on_the_first_image_leaves_no_folder(refused, data, monkeypatch):
-    from tinyseg_cli.engine import infer as engine
+    from tinyseg_cli.commands.infer import run as engine
     from tinyseg_cli.errors import TinysegError
 
     def fail(*_args: object) -> None:

@@ -19,9 +19,9 @@ from conftest import write_map
 from test_infer import SPEC, config_of
 from test_voxels_train_infer import write_voxels
 
-from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
-from tinyseg_cli.engine.resample import memory_needed, physical_memory
+from tinyseg_cli.commands.resample.run import memory_needed, physical_memory
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
 from tinyseg_cli.io.tables import integer_column
 from tinyseg_cli.models import build_model
 

@@ -180,8 +180,8 @@ def test_files_counted_in_small_row_blocks_with_roi(tmp_path):
     """A memory-mapped map read a few rows at a time, inside an ROI, counts exactly."""
     from conftest import write_map
 
-    from tinyseg_cli.engine.score import CountOptions, Pair, count_pair
     from tinyseg_cli.io.sources import MapRef
+    from tinyseg_cli.scoring.pairs import CountOptions, Pair, count_pair
 
     rng = np.random.default_rng(5)
     truth = rng.integers(0, 3, (30, 20)).astype(np.uint8)

@@ -21,7 +21,7 @@ EXAMPLE_FOLDERS = ("masks", "pred", "t", "p", "run_a/pred", "run_b/pred", "image
 
 def write_checkpoint(path: Path) -> None:
     """``model.pt`` for the ``infer`` examples: a tiny random 2-class network."""
-    from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+    from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
     from tinyseg_cli.models import build_model
 
     spec = {"arch": "half-unet", "in_channels": 3, "out_channels": 2, "width": 4}

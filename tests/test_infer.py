@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from conftest import write_map
 from PIL import Image
 
-from tinyseg_cli.engine import infer as engine
-from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from tinyseg_cli.commands.infer import run as engine
 from tinyseg_cli.inference.heads import label_dtype
 from tinyseg_cli.inference.padding import reflect_index
 from tinyseg_cli.inference.predict import TileOptions, predict_labels, predict_logits
 from tinyseg_cli.inference.resize import ResizedBack
 from tinyseg_cli.inference.tiled import plan_grid
+from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
 from tinyseg_cli.io.images import read_image
 from tinyseg_cli.io.predictions import read_record, write_prediction
 from tinyseg_cli.io.tables import table_metadata

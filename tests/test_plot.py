@@ -27,8 +27,8 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-", "svg": b"<?xml"}
 
 def write_training_log(path: Path, seed: int, steps: int = 6, every: int = 2) -> None:
     """A run's log.parquet, written by train's own TrainLog from counts drawn at random."""
-    from tinyseg_cli.engine.train_log import TrainLog
-    from tinyseg_cli.engine.validate import Validation
+    from tinyseg_cli.commands.train.image.validate import Validation
+    from tinyseg_cli.commands.train.log import TrainLog
     from tinyseg_cli.metrics.summary import summarize
 
     rng = np.random.default_rng(seed)
@@ -46,8 +46,8 @@ def write_training_log(path: Path, seed: int, steps: int = 6, every: int = 2) ->
 def write_tune_log(folder: Path, target: tuple[float, float] = (0.3, 0.4)) -> None:
     """A TUNE_DIR/steps.parquet of the real bisection over a stand-in objective (OII by α:
     0.126 below 0.55, 0.344 below 0.65, else 1): steps α = 0.5, 0.7, 0.6."""
-    from tinyseg_cli.engine.tune import log as tune_log
-    from tinyseg_cli.engine.tune.search import Bisection, Counts, OiiOf, bisect
+    from tinyseg_cli.commands.tune_oii import log as tune_log
+    from tinyseg_cli.commands.tune_oii.search import Bisection, Counts, OiiOf, bisect
 
     def objective(alpha: float) -> Counts:
         tp, fp, fn = (2, 1, 1) if alpha < 0.55 else (2, 3, 3) if alpha < 0.65 else (2, 0, 1)

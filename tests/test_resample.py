@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_tinyseg, write_map
 
-from tinyseg_cli.engine.resample import Options, draw_patches
-from tinyseg_cli.engine.resample_survey import Settings, read_manifest, survey_samples
+from tinyseg_cli.commands.resample.run import Options, draw_patches
+from tinyseg_cli.commands.resample.survey import Settings, read_manifest, survey_samples
 from tinyseg_cli.io.tables import resolve_table_path
 from tinyseg_cli.prep.patches import (
     HANDFUL,

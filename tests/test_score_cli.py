@@ -411,7 +411,8 @@ def test_score_loads_only_its_own_command():
     code = (
         "import sys; from tinyseg_cli.cli.main import load_command; load_command('score'); "
         "heavy = ['torch', 'segmentation_models_pytorch', 'pydantic', "
-        "'tinyseg_cli.engine.resample', 'tinyseg_cli.engine.split', 'tinyseg_cli.cli.train']; "
+        "'tinyseg_cli.commands.resample.run', 'tinyseg_cli.commands.split.run', "
+        "'tinyseg_cli.commands.train.cli']; "
         "print([name for name in heavy if name in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

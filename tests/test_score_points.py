@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from test_voxelize import write_las
 
-from tinyseg_cli.engine.score_points import PointOptions, count_scenes, pair_scenes
-from tinyseg_cli.engine.voxelize.labels import parse_label_map
+from tinyseg_cli.commands.score.point_counts import PointOptions, count_scenes, pair_scenes
+from tinyseg_cli.io.label_map import parse_label_map
 from tinyseg_cli.io.points import open_points
 from tinyseg_cli.io.tables import table_metadata
 

@@ -17,8 +17,8 @@ from conftest import run_tinyseg, write_json, write_map
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg_cli.engine.split_assign import Plan, assign
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.prep.folds import Plan, assign
 from tinyseg_cli.prep.splits import (
     assign_stratified,
     carve_validation,

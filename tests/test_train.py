@@ -18,7 +18,7 @@ import torch
 from badinput import assert_refused, snapshot
 from conftest import run_torchrun, write_map
 
-from tinyseg_cli.engine.checkpoint import load_checkpoint
+from tinyseg_cli.io.checkpoint import load_checkpoint
 
 CLASSES = ["background", "scratch", "pit"]
 # A small network that trains in seconds on CPU.

@@ -17,7 +17,7 @@ import pytest
 from conftest import run_torchrun
 from test_train import write_split
 
-from tinyseg_cli.engine.tune.search import OiiOf, scores_of
+from tinyseg_cli.commands.tune_oii.search import OiiOf, scores_of
 
 TINY = ("--arch", "half-unet", "--patch-size", "32", "--batch-size", "4", "--iterations", "3")
 TVERSKY = ("--loss", "tversky", "--oii-of", "scratch")
@@ -120,7 +120,7 @@ def test_grid_trains_k_plus_one_values(cli, split, tmp_path):
 
 
 def test_warm_start_fine_tunes_from_the_previous_step(cli, split, tmp_path):
-    from tinyseg_cli.engine.checkpoint import load_checkpoint
+    from tinyseg_cli.io.checkpoint import load_checkpoint
 
     tune = tmp_path / "warm"
     args = ("--max-steps", "2", "--warm-start", "--warm-epochs", "1", "-o", tune)
@@ -252,7 +252,7 @@ def test_empty_val_split_fails_before_training(cli, tmp_path):
 
 
 def test_no_tie_beta_keeps_beta_and_dibe_dis_lowers():
-    from tinyseg_cli.engine.tune.settings import expected_direction, searched_param
+    from tinyseg_cli.commands.tune_oii.settings import expected_direction, searched_param
 
     assert searched_param("tversky", "alpha", False, {}).loss_params(0.2) == {"alpha": 0.2}
     assert searched_param("tversky", "alpha", True, {}).loss_params(0.25) == {
@@ -266,7 +266,7 @@ def test_no_tie_beta_keeps_beta_and_dibe_dis_lowers():
 
 
 def test_macro_oii_of_two_classes():
-    from tinyseg_cli.engine.tune.search import Counts
+    from tinyseg_cli.commands.tune_oii.search import Counts
 
     counts = Counts(np.array([0, 2, 6]), np.array([0, 3, 2]), np.array([0, 3, 2]))
     assert scores_of(counts, OiiOf("macro", (1, 2)))["oii"] == pytest.approx(
@@ -286,7 +286,7 @@ def test_distributed_steps_under_torchrun(split, tmp_path):
     assert json.loads(done.stdout)["trainings"] == 2  # printed once, by the main process
     rows = log_rows(tune)
     assert [r["step"] for r in rows] == [1, 2]
-    from tinyseg_cli.engine.checkpoint import load_checkpoint
+    from tinyseg_cli.io.checkpoint import load_checkpoint
 
     assert load_checkpoint(tune / "step-2/run/last.pt").config["train"]["distributed"] is True
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from tinyseg_cli.engine.tune.search import (
+from tinyseg_cli.commands.tune_oii.search import (
     Bisection,
     Counts,
     OiiOf,

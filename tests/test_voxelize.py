@@ -376,8 +376,8 @@ def test_label_dim_extra_dimension(cli, tmp_path: Path):
 
 
 def test_interrupted_run_leaves_no_output(monkeypatch, hand: Path, tmp_path: Path):
-    from tinyseg_cli.engine import voxelize as engine
-    from tinyseg_cli.engine.voxelize import passes
+    from tinyseg_cli.commands.voxelize import passes
+    from tinyseg_cli.commands.voxelize import run as engine
 
     def interrupt(*_args, **_kwargs):
         raise KeyboardInterrupt
@@ -425,7 +425,7 @@ def test_lidar_hd_crop(cli, tmp_path: Path):
 
 
 def test_voxel_keys_pack_in_index_order_and_round_trip():
-    from tinyseg_cli.engine.voxelize.tiles import TileGrid
+    from tinyseg_cli.commands.voxelize.tiles import TileGrid
 
     # 10 m tiles of 1 m voxels over 4 m of height: x and y span -2..11 (14), z -2..5 (8)
     grid = TileGrid.for_bounds((0.0, 0.0, 0.0), (25.0, 5.0, 4.0), 10.0, 10.0, 1.0)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_voxelize import write_las
 
-from tinyseg_cli.engine.checkpoint import load_checkpoint
+from tinyseg_cli.io.checkpoint import load_checkpoint
 
 CLASSES = ["ground", "pole", "building"]
 # A sparse U-Net small enough to train in seconds on CPU.
@@ -206,7 +206,7 @@ def test_3d_train_errors(cli, tmp_path):
 
 def hand_checkpoint(path: Path, features: list[str]) -> None:
     """A random 3-class sparse U-Net checkpoint taking ``features``."""
-    from tinyseg_cli.engine.checkpoint import Checkpoint, save_checkpoint
+    from tinyseg_cli.io.checkpoint import Checkpoint, save_checkpoint
     from tinyseg_cli.models import build_model
 
     spec = {
@@ -229,7 +229,7 @@ def hand_checkpoint(path: Path, features: list[str]) -> None:
 
 def test_3d_infer_averages_overlapping_tiles(cli, tmp_path):
     """Two tiles share point 1: its probabilities are the mean of its two voxels'."""
-    from tinyseg_cli.engine import infer_voxels as engine
+    from tinyseg_cli.commands.infer import voxels as engine
 
     root = tmp_path / "vox"
     root.mkdir()

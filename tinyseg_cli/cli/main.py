@@ -1,7 +1,7 @@
 """The ``tinyseg`` group: version, verbosity, error handling; each command lives in its module.
 
-Commands are loaded lazily: ``tinyseg score`` imports ``tinyseg_cli.cli.score`` and what it
-needs, not the training stack or the other commands' engines. Start-up is paid on every
+Commands are loaded lazily: ``tinyseg score`` imports ``tinyseg_cli.commands.score.cli`` and what
+it needs, not the training stack or the other commands. Start-up is paid on every
 call of a Unix-style tool (a Makefile may run thousands); importing every command cost
 about 0.16 s per call.
 """
@@ -25,7 +25,7 @@ from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import Quiet, Verbose
 from tinyseg_cli.errors import TinysegError, UsageError
 
-# Subcommands, each defined by the module of that name in tinyseg_cli.cli (``tune-oii`` by
+# Subcommands, each defined by ``tinyseg_cli.commands.<name>.cli`` (``tune-oii`` by
 # ``tune_oii``; ``register(app)``, and ``extend(command)`` where a command borrows another's
 # options), in the order ``tinyseg --help`` lists them.
 COMMANDS = (
@@ -132,7 +132,7 @@ Examples:
 @functools.cache
 def load_command(name: str) -> TyperCommand:
     """The click command ``name``, built by typer from its module (imported on first use)."""
-    module = importlib.import_module(f"tinyseg_cli.cli.{name.replace('-', '_')}")
+    module = importlib.import_module(f"tinyseg_cli.commands.{name.replace('-', '_')}.cli")
     single = typer.Typer(**SETTINGS)
     module.register(single)
     command = typer.main.get_command(single)

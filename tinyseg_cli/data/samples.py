@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tinyseg_cli.engine.split_assign import assignment_from_table, select_fold
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.rasters import Roi
 from tinyseg_cli.io.sources import manifest_maps
+from tinyseg_cli.prep.folds import assignment_from_table, select_fold
 
 
 @dataclass(frozen=True)

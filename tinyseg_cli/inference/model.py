@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinyseg_cli.engine.checkpoint import load_checkpoint
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.inference.heads import Head, head_of
 from tinyseg_cli.inference.runtime import Runner
+from tinyseg_cli.io.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyseg_cli.engine.score import CountOptions, Pair, open_pair, pair_confusion
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.image_rows import check_roi
 from tinyseg_cli.io.images import check_finite, read_pixels
@@ -42,6 +41,7 @@ from tinyseg_cli.review.render import (
     to_display,
     with_outline,
 )
+from tinyseg_cli.scoring.pairs import CountOptions, Pair, open_pair, pair_confusion
 
 PANEL_GAP = 4  # pixels between the views of a panel
 GAP_COLOUR = (96, 96, 96)  # lighter than the black of the label maps on either side

@@ -1,0 +1,1 @@
+"""``tinyseg report``: Markdown tables of scores tables and tune-oii searches."""

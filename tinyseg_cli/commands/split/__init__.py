@@ -1,0 +1,1 @@
+"""``tinyseg split``: grouped, leak-free splits, folds and regions (SPEC §4.1)."""

@@ -1,1 +1,0 @@
-"""Engines: the steps of each command, composed from io and the pure libraries."""

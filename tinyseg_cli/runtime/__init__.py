@@ -1,0 +1,2 @@
+"""Where and how work runs: worker processes and ``--shard``, the torch device, DDP under
+torchrun."""
