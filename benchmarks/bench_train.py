@@ -101,8 +101,9 @@ def run_tinyseg(
     """The library's Trainer, driven as `tinyseg train` drives it (no validation)."""
     import torch
 
-    from tinyseg_cli.commands.train.image.plan import TrainOptions, prepare
+    from tinyseg_cli.commands.train.config import TrainOptions
     from tinyseg_cli.commands.train.loop import Hooks, StepReport, Trainer
+    from tinyseg_cli.commands.train.modality import prepare
     from tinyseg_cli.runtime.distributed import Distributed
 
     options = TrainOptions(

@@ -27,7 +27,7 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-", "svg": b"<?xml"}
 
 def write_training_log(path: Path, seed: int, steps: int = 6, every: int = 2) -> None:
     """A run's log.parquet, written by train's own TrainLog from counts drawn at random."""
-    from tinyseg_cli.commands.train.image.validate import Validation
+    from tinyseg_cli.commands.train.common import Validation
     from tinyseg_cli.commands.train.log import TrainLog
     from tinyseg_cli.metrics.summary import summarize
 

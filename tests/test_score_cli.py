@@ -406,7 +406,7 @@ def test_class_map_travels_with_the_truth_manifest(cli, tmp_path: Path):
 
 
 def test_score_loads_only_its_own_command():
-    # Start-up is paid on every call: `score` must not import the other commands' engines,
+    # Start-up is paid on every call: `score` must not import the other commands,
     # the training stack, or pydantic (typer >= 0.29 coerces options through it).
     code = (
         "import sys; from tinyseg_cli.cli.main import load_command; load_command('score'); "

@@ -21,6 +21,14 @@ Output = Annotated[
     str | None,
     typer.Option("--output", "-o", help="Output file; '-' writes to stdout.", metavar="PATH"),
 ]
+
+
+def output_dir(help: str, metavar: str = "OUT_DIR") -> Any:
+    """``-o/--output`` of a command that writes a folder; ``help`` lists what goes in it:
+    ``output: Annotated[Path, output_dir("Output folder: …")]``."""
+    return typer.Option("--output", "-o", help=help, metavar=metavar, show_default=False)
+
+
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 Verbose = Annotated[
@@ -141,3 +149,27 @@ def in_range(
 
 
 FINITE = in_range()  # no NaN or inf, beside click's min/max
+
+
+# The options of the commands that read tinyseg's tables (plot, report); each command says in
+# its help what it does with them.
+def metric_option(help: str) -> Any:
+    """``--metric NAMES``, repeatable and comma-separated (see :func:`repeated_names`)."""
+    return typer.Option("--metric", help=help, metavar="NAMES", show_default=False)
+
+
+def classes_choice(help: str) -> Any:
+    """``--classes NAMES``: which classes (names or indices) and averages (micro, macro)."""
+    return typer.Option("--classes", help=help, metavar="NAMES", show_default=False)
+
+
+def table_labels(help: str) -> Any:
+    """``--label NAME``, once per input table, in order."""
+    return typer.Option("--label", help=help, metavar="NAME", show_default=False)
+
+
+def repeated_names(given: list[str] | None) -> list[str] | None:
+    """The names of a repeatable option, each occurrence possibly comma-separated
+    (``--metric f2,iou --metric oii``); None when none is given."""
+    names = [name.strip() for text in given or [] for name in text.split(",") if name.strip()]
+    return names or None

@@ -96,3 +96,9 @@ def parse_class_map(spec: str) -> ClassMap:
     if any(not name for name in names):
         raise TinysegError(f"--classes {spec!r}: empty class name")
     return ClassMap(names)
+
+
+def binary_class_map(class_map: ClassMap, index: int) -> ClassMap:
+    """(rest, C) for one-vs-rest weights of class ``index``."""
+    name = class_map.name(index)
+    return ClassMap(("not rest" if name == "rest" else "rest", name))

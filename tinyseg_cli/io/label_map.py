@@ -1,5 +1,6 @@
-"""Point labels for ``voxelize``: the ``--label-map`` from source codes to class indices, the
-per-class counts of the whole input, and the class ranks the label rules pack into keys."""
+"""The LAS label map (``voxelize --label-map``, recorded in voxel tables and predictions):
+source codes (``classification`` values) to class indices, and the labels of a chunk of
+points through it (SPEC §4.4)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from tinyseg_cli.io.paths import not_a_file
 
 IGNORE = -100  # the 3D ignore label (SPEC §2, §3)
 INT16 = (-(1 << 15), (1 << 15) - 1)
-SLOTS = 1 << 16  # one counter per int16 label value
 
 
 @dataclass(frozen=True)
@@ -153,39 +153,3 @@ def point_labels(
     hit = label_map.codes[where] == values
     labels = np.where(hit, label_map.indices[where], np.int16(IGNORE)).astype(np.int16)
     return labels, np.bincount(where[hit], minlength=len(label_map.codes))
-
-
-def label_counts(labels: np.ndarray) -> np.ndarray:
-    """Points per int16 label value, as a (65536,) vector indexed by label + 32768."""
-    return np.bincount(labels.astype(np.int64) - INT16[0], minlength=SLOTS)
-
-
-@dataclass(frozen=True)
-class ClassRanks:
-    """Classes present in the input, rarest first (ties: smaller label), then the ignore slot.
-
-    ``rank_of[label + 32768]`` is a label's slot; slot ``len(labels)`` holds ignored points.
-    """
-
-    labels: np.ndarray  # (R - 1,) int16, rarest first
-    rank_of: np.ndarray  # (65536,) int64
-
-    @property
-    def slots(self) -> int:
-        return len(self.labels) + 1
-
-    @classmethod
-    def from_counts(cls, counts: np.ndarray) -> ClassRanks:
-        present = np.flatnonzero(counts)
-        present = present[present != IGNORE - INT16[0]]
-        order = present[np.lexsort((present, counts[present]))]
-        rank_of = np.full(SLOTS, len(order), np.int64)
-        rank_of[order] = np.arange(len(order))
-        return cls((order + INT16[0]).astype(np.int16), rank_of)
-
-    def slot(self, labels: np.ndarray) -> np.ndarray:
-        return self.rank_of[labels.astype(np.int64) - INT16[0]]
-
-    def label(self, slots: np.ndarray) -> np.ndarray:
-        table = np.append(self.labels, np.int16(IGNORE))
-        return table[slots]

@@ -33,7 +33,7 @@ NEEDED: dict[str, frozenset[str]] = {
     "scatter": frozenset({"stat", "level", "class_name", "recall", "fpr", "precision"}),
     "tune": frozenset({"step", "oii"}),
 }
-# A tune-oii log's own columns (engine/tune/log.py), beside its "tinyseg.tune" metadata.
+# A tune-oii log's own columns (commands/tune_oii/log.py), beside its "tinyseg.tune" metadata.
 TUNE_COLUMNS = frozenset({"step", "oii", "bracket_lo", "bracket_hi"})
 DEFAULT_METRICS = ("f2", "iou", "oii")
 SCATTER_METRICS = ("fpr", "recall", "precision")  # the axes of the two scatters

@@ -1,19 +1,23 @@
-"""The ``score`` engine: pair truth and prediction maps, count each pair in row blocks, in
-parallel worker processes, and hand the counts to the metrics (SPEC §4.7)."""
+"""Truth/prediction pairs (``score``, ``overlay``, ``tune-oii``): pair the maps by sample id,
+count each pair in row blocks, in parallel worker processes, and hand the counts to the
+metrics (SPEC §4.7)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.rasters import LabelMap, open_label_map
 from tinyseg_cli.io.sources import MapRef
+from tinyseg_cli.io.tables import file_metadata, is_table_path
 from tinyseg_cli.metrics.counts import (
     BLOCK_PIXELS,
     LabelOutOfRange,
@@ -60,6 +64,21 @@ class Pairing(Generic[Ref]):
     pairs: list[Pair[Ref]]
     truth_only: list[str]
     pred_only: list[str]
+
+
+def classes_of_inputs(specs: list[str | None]) -> ClassMap | None:
+    """The class map that travels with the inputs: a manifest's metadata, or the
+    ``predictions.parquet`` that ``tinyseg infer`` writes beside its label maps."""
+    for spec in specs:
+        if not spec or spec == "-":
+            continue  # stdin can be read only once
+        path = Path(spec)
+        table_path = path / "predictions.parquet" if path.is_dir() else path
+        if is_table_path(table_path) and table_path.is_file():
+            found = class_map_from_metadata(file_metadata(table_path))
+            if found is not None:
+                return found
+    return None
 
 
 def pair_maps(

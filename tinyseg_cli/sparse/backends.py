@@ -1,16 +1,15 @@
 """Choosing a sparse-convolution backend (``--sparse-backend auto|spconv|torchsparse|torch``,
 SPEC §7.3) and the functions each one supplies.
 
-A backend supplies ``submanifold_map``, ``downsample`` and ``convolve``; the transposed map is
-the strided one read backwards (:func:`kernel_maps.upsample_map`), whoever built it.
-Libraries are imported lazily, so tinyseg imports without any of them.
+Choosing imports no backend: the modules that implement them are loaded by
+:func:`tinyseg_cli.sparse.ops.implementation`, and the libraries behind them lazily, so
+tinyseg imports without any of them.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from types import ModuleType
 
 import torch
 
@@ -92,20 +91,3 @@ def check_dilation(name: str, dilation: int) -> None:
             "dilation (its result would be the undilated convolution); use --sparse-backend "
             "torch or spconv, or --no-aspp"
         )
-
-
-def implementation(name: str) -> ModuleType:
-    """The module of the resolved backend ``name``."""
-    if name == "spconv":
-        from tinyseg_cli.sparse import spconv_backend
-
-        return spconv_backend
-    if name == "torch":
-        from tinyseg_cli.sparse import torch_backend
-
-        return torch_backend
-    if name == "torchsparse":
-        from tinyseg_cli.sparse import torchsparse_backend
-
-        return torchsparse_backend
-    raise TinysegError(f"sparse backend: {name!r} is not a resolved backend")

@@ -9,13 +9,30 @@ Weights have one layout for every backend: (K, C_in, C_out), K kernel positions 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.sparse.backends import implementation
 from tinyseg_cli.sparse.kernel_maps import DOWN, upsample_map
 from tinyseg_cli.sparse.tensor import SparseTensor
+
+
+def implementation(name: str) -> ModuleType:
+    """The module of the resolved backend ``name``."""
+    if name == "spconv":
+        from tinyseg_cli.sparse import spconv_backend
+
+        return spconv_backend
+    if name == "torch":
+        from tinyseg_cli.sparse import torch_backend
+
+        return torch_backend
+    if name == "torchsparse":
+        from tinyseg_cli.sparse import torchsparse_backend
+
+        return torchsparse_backend
+    raise TinysegError(f"sparse backend: {name!r} is not a resolved backend")
 
 
 def _check_weight(weight: torch.Tensor, volume: int, channels: int, what: str) -> None:

@@ -25,12 +25,10 @@ from tinyseg_cli.cli.options import (
     single_stdout,
 )
 from tinyseg_cli.commands.classweights.run import (
-    ClassCounts,
     Source,
     WeightsResult,
     absent_classes,
     compute_weights,
-    count_masks,
     fit_class_map,
     open_input,
     weights_json,
@@ -44,6 +42,7 @@ from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
 from tinyseg_cli.io.tables import write_table
 from tinyseg_cli.runtime.parallel import default_jobs, shard
+from tinyseg_cli.scoring.class_counts import ClassCounts, count_masks
 from tinyseg_cli.scoring.pairs import CountOptions
 
 EXAMPLES = """\

@@ -1,12 +1,10 @@
-"""The ``classweights`` engine: class pixel counts over the training rows of a manifest (or
+"""``classweights`` end to end: class pixel counts over the training rows of a manifest (or
 from a counts table), then the weights of SPEC §6.2 as a table and a JSON summary (SPEC §4.3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +13,7 @@ import pyarrow as pa
 
 from tinyseg_cli.commands.classweights.voxels import READ_COLUMNS, is_voxel_table
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
-from tinyseg_cli.io.paths import not_a_file
-from tinyseg_cli.io.rasters import open_label_map
+from tinyseg_cli.io.classmap import ClassMap, binary_class_map, class_map_from_metadata
 from tinyseg_cli.io.sources import MapRef, manifest_maps, resolve_maps
 from tinyseg_cli.io.tables import (
     file_schema,
@@ -27,64 +23,13 @@ from tinyseg_cli.io.tables import (
     read_table,
     table_metadata,
 )
-from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.metrics.weights import binary_weights, class_weights
-from tinyseg_cli.runtime.parallel import parallel_map
+from tinyseg_cli.scoring.class_counts import ClassCounts
 from tinyseg_cli.scoring.counts import counts_from_table
-from tinyseg_cli.scoring.pairs import CountOptions
 
 VOXELS_TABLE = "voxels.parquet"  # what `tinyseg voxelize` writes into OUT_DIR
 COUNTS_COLUMNS = frozenset({"sample_id", "class_index", "tp", "fp", "fn", "tn"})
 CLASS_COUNTS_COLUMNS = frozenset({"class_index", "pixels"})
-
-
-@dataclass(frozen=True)
-class ClassCounts:
-    """Pixels of each class over the training samples (SPEC §6.1)."""
-
-    pixels: np.ndarray  # (C,) int64
-    samples: tuple[int | None, ...]  # training samples holding each class; None: unknown
-    n_samples: int | None
-    per_sample: np.ndarray | None = None  # (S, C) when counted sample by sample
-
-    @classmethod
-    def from_samples(cls, per_sample: np.ndarray) -> ClassCounts:
-        """Totals of a (samples, classes) matrix of pixel counts."""
-        present = np.count_nonzero(per_sample, axis=0)
-        return cls(
-            per_sample.sum(axis=0, dtype=np.int64),
-            tuple(int(n) for n in present),
-            int(per_sample.shape[0]),
-            per_sample,
-        )
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.pixels.size)
-
-    def widened(self, n_classes: int) -> ClassCounts:
-        """The same counts over ``n_classes`` classes; the added ones have no pixels."""
-        extra = n_classes - self.n_classes
-        if extra <= 0:
-            return self
-        if self.per_sample is not None:
-            return ClassCounts.from_samples(np.pad(self.per_sample, ((0, 0), (0, extra))))
-        pixels = np.concatenate([self.pixels, np.zeros(extra, np.int64)])
-        return ClassCounts(pixels, (*self.samples, *([0] * extra)), self.n_samples)
-
-    def one_vs_rest(self, index: int) -> ClassCounts:
-        """Two classes: every class but ``index`` (the rest), then ``index``."""
-        if self.per_sample is not None:
-            positive = self.per_sample[:, index]
-            rest = self.per_sample.sum(axis=1) - positive
-            return ClassCounts.from_samples(np.stack([rest, positive], axis=1))
-        positive_pixels = int(self.pixels[index])
-        rest_pixels = int(self.pixels.sum()) - positive_pixels
-        return ClassCounts(
-            np.array([rest_pixels, positive_pixels], np.int64),
-            (None, self.samples[index]),  # a union of samples is unknown from class totals
-            self.n_samples,
-        )
 
 
 @dataclass
@@ -177,39 +122,6 @@ def _names_by_index(indices: np.ndarray, names: list[Any], size: int, name: str)
     return ClassMap(tuple(found.get(i, str(i)) for i in range(size)))
 
 
-def count_mask(ref: MapRef, options: CountOptions) -> np.ndarray:
-    """Pixels per class of one mask inside its ROI, counted in blocks of rows."""
-    mask = open_label_map(ref.path, "truth", palette=options.palette, roi=ref.roi)
-    try:
-        return label_counts(mask, options.n_classes, options.ignore_index, options.block_pixels)
-    except LabelOutOfRange as error:
-        y, x = divmod(error.flat_index, mask.shape[1])
-        y0, x0 = ref.roi[:2] if ref.roi else (0, 0)  # report image, not ROI, coordinates
-        raise TinysegError(f"{ref.path}: pixel (y={y0 + y}, x={x0 + x}): {error}") from None
-
-
-def count_masks(
-    refs: list[MapRef],
-    options: CountOptions,
-    jobs: int = 1,
-    on_done: Callable[[np.ndarray], None] | None = None,
-) -> ClassCounts:
-    """Class pixel counts of every mask, over ``jobs`` worker processes."""
-    missing = [ref.path for ref in refs if not ref.path.is_file()]
-    if missing:  # before any work starts (SPEC §9)
-        raise TinysegError(f"{not_a_file(missing[0])} (sample {_sample_of(refs, missing[0])})")
-    rows = parallel_map(partial(count_mask, options=options), refs, jobs, on_done)
-    width = max([options.n_classes or 0, *(row.size for row in rows)])
-    per_sample = np.zeros((len(rows), width), np.int64)
-    for i, row in enumerate(rows):
-        per_sample[i, : row.size] = row
-    return ClassCounts.from_samples(per_sample)
-
-
-def _sample_of(refs: list[MapRef], path: Path) -> str:
-    return next(repr(ref.sample_id) for ref in refs if ref.path == path)
-
-
 def fit_class_map(class_map: ClassMap | None, counts: ClassCounts) -> tuple[ClassMap, ClassCounts]:
     """The class map of the counts (numbered when none is known) and counts of its size."""
     if not counts.pixels.any():
@@ -244,12 +156,6 @@ class WeightsResult:
     counts: ClassCounts
     weights: np.ndarray
     binary: tuple[int, str] | None = None  # the --binary class: index and name
-
-
-def binary_class_map(class_map: ClassMap, index: int) -> ClassMap:
-    """(rest, C) for one-vs-rest weights of class ``index``."""
-    name = class_map.name(index)
-    return ClassMap(("not rest" if name == "rest" else "rest", name))
 
 
 def compute_weights(

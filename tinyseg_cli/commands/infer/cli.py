@@ -15,7 +15,17 @@ import typer
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import FINITE, Device, Force, Json, Quiet, Shard, Verbose, parse_shard
+from tinyseg_cli.cli.options import (
+    FINITE,
+    Device,
+    Force,
+    Json,
+    Quiet,
+    Shard,
+    Verbose,
+    output_dir,
+    parse_shard,
+)
 from tinyseg_cli.io.atomic import check_output_dir, check_outputs, output_folder
 
 if TYPE_CHECKING:  # torch-heavy modules load when the command runs, not with every --help
@@ -79,14 +89,10 @@ def infer(
     ],
     output: Annotated[
         Path,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output folder: <sample_id>.tif per image (uint8 labels, uint16 beyond 255 "
+        output_dir(
+            "Output folder: <sample_id>.tif per image (uint8 labels, uint16 beyond 255 "
             "classes; the size of the image or ROI), probs/<sample_id>.tif with --probs, and "
             "predictions.parquet listing them.",
-            metavar="OUT_DIR",
-            show_default=False,
         ),
     ],
     split: Annotated[
@@ -238,22 +244,22 @@ def infer(
         raise typer.BadParameter(
             f"--overlap {overlap} must be smaller than --tile {tile}", param_hint="--overlap"
         )
-    from tinyseg_cli.commands.infer import run as engine
+    from tinyseg_cli.commands.infer import run as steps
     from tinyseg_cli.inference.predict import TileOptions
     from tinyseg_cli.runtime.device import resolve_device
 
-    options = engine.InferOptions(
+    options = steps.InferOptions(
         TileOptions(max_pixels, tile, overlap, blend.value, batch), threshold, probs, force
     )
-    ensemble = engine.load_ensemble(checkpoints, resolve_device(device), threshold)
-    refs = engine.gather_inputs(inputs, split, sys.stdin.buffer)
-    job = engine.prepare(ensemble, refs, output, options, part, inputs)
+    ensemble = steps.load_ensemble(checkpoints, resolve_device(device), threshold)
+    refs = steps.gather_inputs(inputs, split, sys.stdin.buffer)
+    job = steps.prepare(ensemble, refs, output, options, part, inputs)
     start = time.perf_counter()
     total = sum(job.bands(target) for target in job.targets)
     with output_folder(output):  # made here: removed again if nothing could be written
         with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
-            result = engine.run(job, on_band=advance)
-        engine.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
+            result = steps.run(job, on_band=advance)
+        steps.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
     summary = run_summary(job, result, time.perf_counter() - start)
     if not console.STATE.quiet:
         _print_summary(summary)
@@ -307,7 +313,7 @@ def _infer_voxels(
     table: Path, checkpoints: list[Path], output: Path, device: str, options: VoxelOptions
 ) -> None:
     """3D: predictions.parquet (and LAS copies) for one voxel table."""
-    from tinyseg_cli.commands.infer import voxels as engine
+    from tinyseg_cli.commands.infer import voxels as steps
     from tinyseg_cli.io.provenance import provenance
     from tinyseg_cli.io.table_stream import table_stream
     from tinyseg_cli.runtime.device import resolve_device
@@ -315,16 +321,16 @@ def _infer_voxels(
     if len(checkpoints) != 1:
         raise typer.BadParameter("3D takes one checkpoint", param_hint="--checkpoint")
     start = time.perf_counter()
-    model = engine.load_voxel_model(checkpoints[0], resolve_device(device))
-    source = engine.open_voxel_input(model, table, options.points)
+    model = steps.load_voxel_model(checkpoints[0], resolve_device(device))
+    source = steps.open_voxel_input(model, table, options.points)
     fill = None if options.fill is None else model.classes.index(options.fill)
-    target = output / engine.PREDICTIONS
+    target = output / steps.PREDICTIONS
     inputs = {"INPUT": table, "--points": source.points, "--checkpoint": checkpoints}
     check_outputs({"-o": target}, options.force, inputs)
     las_files = {}
-    scenes, tiles = engine.scenes_and_tiles(source, options.split)
+    scenes, tiles = steps.scenes_and_tiles(source, options.split)
     if options.las:
-        las_files = engine.las_outputs(source, scenes, output)
+        las_files = steps.las_outputs(source, scenes, output)
         sources = [path for path, _ in las_files.values()]
         copies = [path for _, path in las_files.values()]
         check_outputs({"-o": [target, *copies]}, options.force, {**inputs, "LAS": sources})
@@ -334,12 +340,12 @@ def _infer_voxels(
         "scenes": source.metadata.get("scenes"),
         "provenance": provenance([checkpoints[0], table, source.points], console.STATE.argv),
     }
-    codes = engine.source_codes(source.metadata.get("voxelize") or {}, len(model.classes))
+    codes = steps.source_codes(source.metadata.get("voxelize") or {}, len(model.classes))
     points = 0
     with (
         console.progress(f"infer {tiles} tile(s) of {table.name}", tiles) as advance,
         table_stream(
-            target, engine.prediction_schema(model.classes, options.probs), metadata
+            target, steps.prediction_schema(model.classes, options.probs), metadata
         ) as predictions,
     ):
 
@@ -347,7 +353,7 @@ def _infer_voxels(
             for _ in range(count):
                 advance("")
 
-        for scene, rows in engine.scene_predictions(
+        for scene, rows in steps.scene_predictions(
             model,
             source,
             scenes,
@@ -360,7 +366,7 @@ def _infer_voxels(
             predictions.append_table(rows)
             points += rows.num_rows
             if scene in las_files:
-                engine.write_las_prediction(rows, codes, *las_files[scene])
+                steps.write_las_prediction(rows, codes, *las_files[scene])
     summary = {
         "out_dir": str(output),
         "table": str(target),

@@ -1,4 +1,4 @@
-"""The ``infer`` engine: images in, one prediction TIFF per image and a table of them out
+"""2D ``infer`` end to end: images in, one prediction TIFF per image and a table of them out
 (SPEC §4.6).
 
 Everything is checked before the first image is predicted (SPEC §9): the checkpoints, the

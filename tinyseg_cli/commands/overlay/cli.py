@@ -23,6 +23,7 @@ from tinyseg_cli.cli.options import (
     Quiet,
     Verbose,
     in_range,
+    output_dir,
 )
 from tinyseg_cli.io.atomic import check_output_dir, output_folder
 
@@ -88,12 +89,8 @@ def overlay(
     ],
     output: Annotated[
         Path,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output folder: <sample_id>.png, thumbs/, crops/, panels/ and index.html.",
-            metavar="OUT_DIR",
-            show_default=False,
+        output_dir(
+            "Output folder: <sample_id>.png, thumbs/, crops/, panels/ and index.html.",
         ),
     ],
     split: Annotated[
@@ -228,14 +225,13 @@ def overlay(
     thumbnail, object and pixel counts, and links to its pictures. With --json, the same
     list goes to stdout.
     """
-    from tinyseg_cli.commands.overlay import run as engine
-    from tinyseg_cli.commands.score.sources import classes_of_inputs
+    from tinyseg_cli.commands.overlay import run as steps
     from tinyseg_cli.io.classmap import parse_class_map
     from tinyseg_cli.io.palette import load_palette
     from tinyseg_cli.metrics.objects import ObjectOptions, parse_match
     from tinyseg_cli.review.sample import ReviewOptions
     from tinyseg_cli.runtime.parallel import default_jobs
-    from tinyseg_cli.scoring.pairs import CountOptions
+    from tinyseg_cli.scoring.pairs import CountOptions, classes_of_inputs
 
     console.configure(verbose, quiet)
     rule = parse_match(match)
@@ -256,7 +252,7 @@ def overlay(
         outlines=outlines,
         panel=panel,
     )
-    samples, skipped = engine.gather_samples(image, truth, pred, split, missing.value)
+    samples, skipped = steps.gather_samples(image, truth, pred, split, missing.value)
     for side, names in skipped.items():
         if names:
             console.warn(f"skipped {len(names)} sample(s) with no {side}: {', '.join(names[:5])}")
@@ -264,13 +260,13 @@ def overlay(
         "--image": image, "--truth": truth, "--pred": pred, "--classes": classes,
         "--palette": palette,
     }  # fmt: skip
-    planned = engine.check_run(samples, output, options, force, sources)
-    with output_folder(output), engine.removed_on_failure(output, planned):
+    planned = steps.check_run(samples, output, options, force, sources)
+    with output_folder(output), steps.removed_on_failure(output, planned):
         with console.progress(f"overlay {len(samples)} sample(s)", len(samples)) as advance:
-            summaries = engine.draw_samples(
+            summaries = steps.draw_samples(
                 samples, output, options, jobs or default_jobs(), lambda s: advance(s.sample_id)
             )
-        index = engine.write_gallery(summaries, output, options)
+        index = steps.write_gallery(summaries, output, options)
     if json_:
         typer.echo(json.dumps(summary_json(summaries, output, index), indent=2))
     if not console.STATE.quiet:

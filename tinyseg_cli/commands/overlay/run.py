@@ -1,4 +1,4 @@
-"""The ``overlay`` engine: gather each sample's image, truth and prediction by sample id, check
+"""``overlay`` end to end: gather each sample's image, truth and prediction by sample id, check
 them and every output before any work, draw the samples over worker processes, and write the
 gallery (SPEC §4.9). A run that fails part way removes the files it wrote (SPEC §9)."""
 

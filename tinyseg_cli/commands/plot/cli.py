@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Force, Quiet, Verbose
+from tinyseg_cli.cli.options import (
+    Force,
+    Quiet,
+    Verbose,
+    classes_choice,
+    metric_option,
+    repeated_names,
+    table_labels,
+)
 from tinyseg_cli.io.atomic import STDIO, check_outputs
 from tinyseg_cli.io.provenance import command_line
 from tinyseg_cli.plots.draw import FORMATS, PlotOptions, check_options, plot_tables
@@ -86,34 +94,25 @@ def plot(
     ] = KindChoice.auto,
     metric: Annotated[
         list[str] | None,
-        typer.Option(
-            "--metric",
-            help="Score columns to draw, one panel each (log, runs): f2, iou, oii, recall, "
+        metric_option(
+            "Score columns to draw, one panel each (log, runs): f2, iou, oii, recall, "
             "precision, fpr, f1, rw_f1, rw_iou, …; repeat or separate by commas. "
             "Default: f2, iou, oii.",
-            metavar="NAMES",
-            show_default=False,
         ),
     ] = None,
     classes: Annotated[
         str | None,
-        typer.Option(
-            "--classes",
-            help="Which classes to draw (log, runs, scatter): names or indices, and micro or "
+        classes_choice(
+            "Which classes to draw (log, runs, scatter): names or indices, and micro or "
             "macro for the averages, e.g. 'crack,pore,macro'. Default: the foreground "
             "classes (all but index 0).",
-            metavar="NAMES",
-            show_default=False,
         ),
     ] = None,
     label: Annotated[
         list[str] | None,
-        typer.Option(
-            "--label",
-            help="Name of each TABLE in the legend, once per TABLE in order. Default: a log's "
+        table_labels(
+            "Name of each TABLE in the legend, once per TABLE in order. Default: a log's "
             "folder name, another table's file stem (with parent folders when they clash).",
-            metavar="NAME",
-            show_default=False,
         ),
     ] = None,
     target: Annotated[
@@ -151,7 +150,7 @@ def plot(
     console.configure(verbose, quiet)
     _check_format(output)
     options = PlotOptions(
-        metrics=_names(metric),
+        metrics=repeated_names(metric),
         classes=parse_names(classes),
         target=_target(target),
         title=title,
@@ -197,10 +196,3 @@ def _target(text: str | None) -> tuple[float, float] | None:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise typer.BadParameter(f"{text!r}: expected finite m0 < m1", param_hint="--target")
     return low, high
-
-
-def _names(given: list[str] | None) -> list[str] | None:
-    """Names of a repeatable option, each occurrence possibly comma-separated."""
-    if given is None:
-        return None
-    return [name for text in given for name in parse_names(text) or []] or None

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import Force, Quiet, Verbose
+from tinyseg_cli.cli.options import (
+    Force,
+    Quiet,
+    Verbose,
+    classes_choice,
+    metric_option,
+    repeated_names,
+    table_labels,
+)
 from tinyseg_cli.io.atomic import STDIO, atomic_path, check_outputs
 from tinyseg_cli.plots.tables import (
     choose_metrics,
@@ -81,33 +89,24 @@ def report(
     ] = ReportKind.auto,
     metric: Annotated[
         list[str] | None,
-        typer.Option(
-            "--metric",
-            help="Score columns, in order: f2, iou, oii, recall, precision, fpr, f1, rw_f1, "
+        metric_option(
+            "Score columns, in order: f2, iou, oii, recall, precision, fpr, f1, rw_f1, "
             "rw_iou, …, and oa, miou (one column each: every class); repeat or separate by "
             "commas. Default: f2, iou, oii (runs); oii, iou, precision (tune).",
-            metavar="NAMES",
-            show_default=False,
         ),
     ] = None,
     classes: Annotated[
         str | None,
-        typer.Option(
-            "--classes",
-            help="Which classes (runs): names or indices, and micro or macro, e.g. "
+        classes_choice(
+            "Which classes (runs): names or indices, and micro or macro, e.g. "
             "'crack,pore,macro'. Default: the foreground classes (all but index 0).",
-            metavar="NAMES",
-            show_default=False,
         ),
     ] = None,
     label: Annotated[
         list[str] | None,
-        typer.Option(
-            "--label",
-            help="Name of each TABLE in the report, once per TABLE in order. Default: the "
+        table_labels(
+            "Name of each TABLE in the report, once per TABLE in order. Default: the "
             "file stem (a TUNE_DIR's name), with parent folders when they clash.",
-            metavar="NAME",
-            show_default=False,
         ),
     ] = None,
     each_run: Annotated[
@@ -214,7 +213,7 @@ def _tables_report(
             "logs (score the run's predictions, or draw the log with 'tinyseg plot')",
             param_hint="TABLE",
         )
-    wanted = [name for text in metric or [] for name in parse_names(text) or []] or None
+    wanted = repeated_names(metric)
     if found == "tune":
         metrics, series = wanted or list(TUNE_METRICS), [[] for _ in sources]
     else:

@@ -1,4 +1,4 @@
-"""The ``resample`` engine: a patch table drawn from the training rows of a manifest
+"""``resample`` end to end: a patch table drawn from the training rows of a manifest
 (SPEC §4.2).
 
 Two passes over the masks keep memory bounded by one mask: a survey (per sample: pixels

@@ -47,7 +47,6 @@ from tinyseg_cli.commands.score.points import (
     point_inputs,
 )
 from tinyseg_cli.commands.score.sources import (
-    classes_of_inputs,
     count_maps,
     count_runs,
     final_class_map,
@@ -63,7 +62,7 @@ from tinyseg_cli.io.tables import (
     write_table,
 )
 from tinyseg_cli.runtime.parallel import default_jobs
-from tinyseg_cli.scoring.pairs import CountOptions
+from tinyseg_cli.scoring.pairs import CountOptions, classes_of_inputs
 from tinyseg_cli.scoring.results import (
     ScoreResult,
     result_counts_table,

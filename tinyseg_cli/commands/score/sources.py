@@ -16,7 +16,7 @@ from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.points import is_point_input
 from tinyseg_cli.io.sources import resolve_maps
-from tinyseg_cli.io.tables import file_metadata, is_table_path, read_table, table_metadata
+from tinyseg_cli.io.tables import is_table_path, read_table, table_metadata
 from tinyseg_cli.runtime.parallel import shard
 from tinyseg_cli.scoring.counts import (
     CountsSet,
@@ -65,21 +65,6 @@ def final_class_map(class_map: ClassMap | None, by_run: dict[str | None, CountsS
             f"counts hold {n_classes} classes but the class map names {len(class_map)}"
         )
     return class_map or ClassMap.numbered(n_classes)
-
-
-def classes_of_inputs(specs: list[str | None]) -> ClassMap | None:
-    """The class map that travels with the inputs: a manifest's metadata, or the
-    ``predictions.parquet`` that ``tinyseg infer`` writes beside its label maps."""
-    for spec in specs:
-        if not spec or spec == "-":
-            continue  # stdin can be read only once
-        path = Path(spec)
-        table_path = path / "predictions.parquet" if path.is_dir() else path
-        if is_table_path(table_path) and table_path.is_file():
-            found = class_map_from_metadata(file_metadata(table_path))
-            if found is not None:
-                return found
-    return None
 
 
 def read_counts_tables(

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tinyseg_cli.commands.classweights.run import count_masks
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.paths import check_storable
@@ -25,6 +24,7 @@ from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.prep.folds import Assignment
 from tinyseg_cli.prep.splits import region_rois
 from tinyseg_cli.runtime.parallel import parallel_map
+from tinyseg_cli.scoring.class_counts import count_masks
 from tinyseg_cli.scoring.pairs import CountOptions
 
 PATH_COLUMNS = ("image", "mask", "prediction")  # rewritten for the output table's folder

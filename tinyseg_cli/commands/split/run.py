@@ -1,7 +1,7 @@
-"""The ``split`` engine end to end: open the manifest, group its rows, assign the groups
-(ratios, folds, image regions, an nnU-Net file, or the table's own split) and keep the
-record of how (SPEC §4.1). Reading and writing tables is in ``split_manifest``, the
-assignment in ``split_assign``, reports and the leakage check in ``split_report``.
+"""``split`` end to end: open the manifest, group its rows, assign the groups (ratios,
+folds, image regions, an nnU-Net file, or the table's own split) and keep the record of how
+(SPEC §4.1). Reading and writing tables is in ``manifest``, the assignment in
+:mod:`tinyseg_cli.prep.folds`, reports and the leakage check in ``report``.
 """
 
 from __future__ import annotations

@@ -3,14 +3,10 @@ U-Net on a voxel table (SPEC §4.5)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import (
@@ -24,16 +20,9 @@ from tinyseg_cli.cli.options import (
     Quiet,
     Verbose,
     in_range,
+    output_dir,
 )
-from tinyseg_cli.commands.train import report as train_report
-from tinyseg_cli.errors import TinysegError, UsageError
-from tinyseg_cli.io.atomic import check_distinct, check_output_dir, output_folder
 from tinyseg_cli.losses.names import LOSS_NAMES
-from tinyseg_cli.runtime.parallel import default_jobs
-
-if TYPE_CHECKING:  # torch-heavy modules load when the command runs, not with every --help
-    from tinyseg_cli.commands.train.image.plan import TrainOptions
-    from tinyseg_cli.commands.train.loop import Trainer
 
 EXAMPLES = """\
 Examples:
@@ -45,69 +34,11 @@ Examples:
   tinyseg train split.parquet --resize 64 64 --loss focal --dry-run --json
 """
 
-RUN_FILES = ("last.pt", "best.pt", "log.parquet")
 DATA = "Data"
 MODEL = "Model and loss"
 OPTIM = "Optimisation"
 RUN = "Run"
 SPARSE = "3D (voxel tables)"
-# Options that may change when a run is resumed; the others come from the checkpoint.
-RESUMABLE = ("epochs", "iterations", "device", "workers")
-# Loss hyper-parameters among the options (``loss_params`` of the run).
-LOSS_OPTIONS = (
-    "alpha",
-    "beta",
-    "gamma",
-    "focal_lambda",
-    "theta",
-    "smooth",
-    "gamma_ce",
-    "gamma_dice",
-    "gamma_tversky",
-    "loss_classes",
-)
-# Options copied as they are into TrainOptions.
-PASSED_THROUGH = (
-    "arch",
-    "encoder",
-    "encoder_weights",
-    "in_channels",
-    "classes",
-    "palette",
-    "ignore_index",
-    "binary",
-    "class_weights",
-    "fold",
-    "patches",
-    "refresh_every",
-    "patch_size",
-    "patches_per_image",
-    "augment",
-    "loss",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "momentum",
-    "schedule",
-    "lr_decay",
-    "decay_every",
-    "iterations",
-    "batch_size",
-    "checkpoint_every",
-    "val_every",
-    "select",
-    "max_pixels",
-    "seed",
-    "device",
-    "amp",
-    "distributed",
-)
-# 3D options, absent from the options of commands that pass train's through (tune-oii).
-SPARSE_PASSED = ("aspp", "sparse_backend")
-# Comma-separated lists of the 3D options: (option, element type).
-LISTS = (("features", str), ("channels", int), ("aspp_dilations", int))
-# Parameters that shape no training, so --resume takes them without a warning.
-NOT_TRAINING = ("resume", "output", "manifest", "verbose", "quiet", "force", "json_")
 
 
 def register(app: typer.Typer) -> None:
@@ -131,12 +62,9 @@ def train(
     ],
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Run directory: last.pt, best.pt, step-N.pt, log.parquet.",
-            metavar="RUN_DIR",
-            show_default=False,
+        output_dir(
+            "Run directory: last.pt, best.pt, step-N.pt, log.parquet.",
+            "RUN_DIR",
         ),
     ] = None,
     # -- data ------------------------------------------------------------------------------
@@ -459,269 +387,7 @@ def train(
     Several GPUs or machines: PyTorch DDP under torchrun, e.g. `torchrun --nproc_per_node 4
     -m tinyseg_cli train split.parquet --distributed -o run`.
     """
-    from tinyseg_cli.commands.train.image.plan import prepare
-    from tinyseg_cli.commands.train.loop import Trainer
-    from tinyseg_cli.runtime.device import resolve_device
-    from tinyseg_cli.runtime.distributed import Distributed
+    from tinyseg_cli.commands.train.run import train_run
 
     console.configure(verbose, quiet)
-    if output is None and not dry_run:
-        raise typer.BadParameter("a run directory is needed", param_hint="--output")
-    options = train_options(ctx.params, str(output or ""))
-    voxels = _voxel_input(manifest)
-    _check_modality_options(ctx, voxels)
-    if _is_default(ctx, "arch") and voxels:
-        options.arch = "sparse-unet"
-    checkpoint = None
-    if resume:
-        checkpoint, options = _resumed(ctx, options)
-    fresh = checkpoint is None and output is not None and not dry_run
-    if fresh:
-        _check_run_dir(output, force, ctx.params)  # type: ignore[arg-type]
-    dist = Distributed.start(options.distributed, options.device)
-    try:
-        plan = prepare(options, jobs=default_jobs())
-        if dist.is_main:
-            for note in getattr(plan, "notes", ()):
-                console.warn(note)
-        torch_device = resolve_device(dist.device_name(options.device))
-        trainer = Trainer(plan, torch_device, dist)
-        if dry_run:
-            summary = train_report.dry_run_summary(trainer)
-            if not console.STATE.quiet:
-                train_report.print_dry_run(summary)
-        else:
-            if checkpoint is not None:
-                trainer.restore(checkpoint)
-            else:
-                trainer.initialise_weights()
-            run_dir = _run_dir(output, dist) if fresh else contextlib.nullcontext()  # type: ignore[arg-type]
-            with run_dir:
-                try:
-                    run_with_progress(trainer, dist)
-                except KeyboardInterrupt:
-                    console.error(
-                        f"interrupted at step {trainer.position.step}; "
-                        f"{trainer.run_dir / 'last.pt'} holds the run: continue it with --resume"
-                    )
-                    raise typer.Exit(130) from None
-            summary = train_report.run_summary(trainer)
-            if dist.is_main and not console.STATE.quiet:
-                train_report.print_done(summary)
-        if json_ and dist.is_main:
-            typer.echo(json.dumps(summary, indent=2))
-    finally:
-        dist.close()
-
-
-def train_options(values: Mapping[str, Any], run_dir: str) -> TrainOptions:
-    """The options of a run from the parsed command line (``train``, and every step of
-    ``tune-oii``, which passes these options through); bad loss values fail here."""
-    from tinyseg_cli.commands.train.image.plan import TrainOptions
-    from tinyseg_cli.commands.train.image.validate import parse_select
-    from tinyseg_cli.data.augment import parse_augment
-    from tinyseg_cli.losses import LOSSES, resolve_params
-
-    v = dict(values)
-    if v["epochs"] is not None and v["iterations"] is not None:
-        raise typer.BadParameter("give --epochs or --iterations, not both")
-    parse_select(v["select"])
-    if v["loss"] not in LOSSES:
-        raise typer.BadParameter(
-            f"{v['loss']!r} is not one of {', '.join(LOSS_NAMES)}", param_hint="--loss"
-        )
-    if v["class_weights"] and LOSSES[v["loss"]].class_weights == "unused":
-        console.warn(f"loss {v['loss']} does not use class weights; --class-weights is ignored")
-    lists = {name: _comma_list(v.get(name), kind, name) for name, kind in LISTS}
-    params = {name: v[name] for name in LOSS_OPTIONS}
-    if params["loss_classes"]:
-        params["loss_classes"] = params["loss_classes"].split(",")
-    epochs, iterations = v["epochs"], v["iterations"]
-    options = TrainOptions(
-        **{name: v[name] for name in PASSED_THROUGH},
-        manifest=v["manifest"],
-        run_dir=run_dir,
-        loss_params={k: value for k, value in params.items() if value is not None},
-        epochs=epochs if epochs or iterations else 10,
-        workers=max(0, default_jobs() - 1) if v["workers"] is None else v["workers"],
-        resize=tuple(v["resize"]) if v["resize"] else None,
-        **{name: value for name, value in lists.items() if value is not None},
-        **{name: v[name] for name in SPARSE_PASSED if name in v},
-    )
-    try:
-        resolve_params(options.loss, options.loss_params)  # bad values fail before any work
-    except TinysegError as error:  # a hyper-parameter out of its loss's range
-        raise UsageError(str(error)) from None
-    try:
-        parse_augment(options.augment)
-    except TinysegError as error:
-        raise UsageError(f"--augment: {error}") from None
-    return options
-
-
-def _comma_list(text: str | None, kind: type, name: str) -> tuple | None:
-    """``--channels 32,64`` → (32, 64); a bad element is a usage error."""
-    if text is None:
-        return None
-    try:
-        values = tuple(kind(item.strip()) for item in str(text).split(",") if item.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated integers, found {text!r}",
-            param_hint="--" + name.replace("_", "-"),
-        ) from None
-    if not values or (kind is int and min(values) < 1):
-        raise typer.BadParameter(
-            f"expected a non-empty comma-separated list, found {text!r}",
-            param_hint="--" + name.replace("_", "-"),
-        )
-    return values
-
-
-def _is_default(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is None or source.name != "COMMANDLINE"
-
-
-IMAGE_ONLY = (
-    "encoder", "encoder_weights", "in_channels", "fold", "patches", "refresh_every",
-    "patch_size", "patches_per_image", "resize", "augment", "max_pixels", "binary",
-)  # fmt: skip
-VOXEL_ONLY = ("features", "channels", "aspp", "aspp_dilations", "sparse_backend")
-
-
-def _check_modality_options(ctx: typer.Context, voxels: bool) -> None:
-    """An option of the other modality given on the command line is a usage error, not
-    silently ignored (e.g. --augment on a voxel table, --channels on an image manifest)."""
-    for name in IMAGE_ONLY if voxels else VOXEL_ONLY:
-        if name in ctx.params and not _is_default(ctx, name):
-            raise typer.BadParameter(
-                "for image manifests only; a voxel table trains the sparse U-Net without it"
-                if voxels
-                else "for voxel tables only (3D); the input is an image manifest",
-                param_hint="--" + name.replace("_", "-"),
-            )
-
-
-def _voxel_input(manifest: str) -> bool:
-    from tinyseg_cli.io.voxels import voxel_table_path
-
-    return voxel_table_path(manifest) is not None
-
-
-def _resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Any, TrainOptions]:
-    """The options a run started with, and its last checkpoint; only RESUMABLE may change."""
-    from tinyseg_cli.commands.train.image.plan import TrainOptions
-    from tinyseg_cli.io.checkpoint import load_checkpoint
-
-    last = Path(options.run_dir) / "last.pt"
-    if not last.is_file():
-        raise TinysegError(f"{last}: nothing to resume (no last.pt in {options.run_dir})")
-    checkpoint = load_checkpoint(last)
-    stored = TrainOptions.from_config(checkpoint.config["train"])
-    changed = {}
-    for name in RESUMABLE:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE":
-            changed[name] = getattr(options, name)
-    if "iterations" in changed:  # a new length replaces the old one, of either kind
-        changed["epochs"] = None
-    elif "epochs" in changed:
-        changed["iterations"] = None
-    for key, value in changed.items():
-        setattr(stored, key, value)
-    ignored = [
-        p.name
-        for p in ctx.command.params
-        if p.name not in (*RESUMABLE, *NOT_TRAINING)
-        and (s := ctx.get_parameter_source(p.name)) is not None
-        and s.name == "COMMANDLINE"
-    ]
-    if ignored:
-        console.warn(f"--resume keeps the run's own options; ignoring {', '.join(ignored)}")
-    return checkpoint, stored
-
-
-def _run_files(run_dir: Path) -> list[Path]:
-    """The files of an earlier run in ``run_dir``."""
-    if not run_dir.is_dir():
-        return []
-    return sorted(p for p in run_dir.glob("*") if p.name in RUN_FILES or _numbered(p))
-
-
-def _check_run_dir(run_dir: Path, force: bool, params: Mapping[str, Any]) -> None:
-    """Before any work: RUN_DIR can be made or written, none of its run files is an input,
-    and it holds no earlier run (unless --force)."""
-    check_output_dir(run_dir)
-    present = _run_files(run_dir)
-    inputs = ("manifest", "patches", "class_weights", "classes", "palette", "encoder_weights")
-    check_distinct(
-        {"-o": list(dict.fromkeys([*(run_dir / name for name in RUN_FILES), *present]))},
-        {_flag(name): params.get(name) for name in inputs},
-    )
-    if present and not force:
-        raise TinysegError(
-            f"{run_dir}: already holds a run ({present[0].name}); pass --resume to continue "
-            "it or --force to start over"
-        )
-
-
-@contextlib.contextmanager
-def _run_dir(run_dir: Path, dist: Any) -> Iterator[None]:
-    """RUN_DIR, made by the main process once the run is set up (an earlier run's files
-    removed: --force); removed again when the run fails before writing to it."""
-    with output_folder(run_dir) if dist.is_main else contextlib.nullcontext():
-        if dist.is_main:
-            for path in _run_files(run_dir):
-                path.unlink()
-        dist.barrier()  # the folder is there before any process writes to it
-        yield
-
-
-def _flag(name: str) -> str:
-    return "MANIFEST" if name == "manifest" else "--" + name.replace("_", "-")
-
-
-def _numbered(path: Path) -> bool:
-    return path.name.startswith("step-") and path.suffix == ".pt"
-
-
-def run_with_progress(trainer: Trainer, dist: Any, label: str = "train") -> None:
-    """Train with a progress bar on stderr (a terminal, not --quiet) and a line per
-    validation; Ctrl-C leaves a resumable ``last.pt`` and raises KeyboardInterrupt."""
-    from tinyseg_cli.commands.train.image.validate import Validation
-    from tinyseg_cli.commands.train.loop import Hooks, StepReport
-
-    show = dist.is_main and not console.STATE.quiet
-    bar = Progress(
-        TextColumn(f"[bold]{label}[/] step {{task.completed}}/{{task.fields[of]}}"),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} img/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console.stderr,
-        disable=not show or not console.stderr.is_terminal,
-    )
-    task = bar.add_task("train", total=None, of="?", loss="-", lr="-", speed="-")
-
-    def on_start(total: int | None) -> None:
-        bar.update(task, total=total, of=str(total or "?"), completed=trainer.position.step)
-
-    def on_step(report: StepReport) -> None:
-        bar.update(
-            task,
-            completed=report.step,
-            loss=f"{report.loss:.4f}",
-            lr=f"{report.lr:.2e}",
-            speed=f"{report.images_per_s:.1f}",
-        )
-
-    def on_validation(step: int, result: Validation, best: bool) -> None:
-        if show:
-            score = "null" if result.score is None else f"{result.score:.4f}"
-            mark = "  [green]best[/]" if best else ""
-            bar.console.print(f"{label} step {step}: val {result.select} = {score}{mark}")
-
-    hooks = Hooks(on_start=on_start, on_step=on_step, on_validation=on_validation)
-    with bar:
-        trainer.run(hooks)
+    train_run(ctx, manifest, output, resume=resume, dry_run=dry_run, force=force, json_=json_)

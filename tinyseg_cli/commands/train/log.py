@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinyseg_cli.commands.train.image.validate import Validation
+from tinyseg_cli.commands.train.common import Validation
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.tables import read_table, write_table
 from tinyseg_cli.metrics.functional import metric_names

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from tinyseg_cli.commands.train.image.plan import TrainOptions
-from tinyseg_cli.commands.train.image.validate import Validation
+from tinyseg_cli.commands.train.common import Validation
+from tinyseg_cli.commands.train.config import TrainOptions
 from tinyseg_cli.commands.train.log import TrainLog
-from tinyseg_cli.commands.train.modality import Modality, epoch_patches, modality_of
+from tinyseg_cli.commands.train.modality import Modality, modality_of
 from tinyseg_cli.data.datasets import EpochSampler
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -46,7 +46,7 @@ class StepReport:
 
 @dataclass
 class Hooks:
-    """Callbacks of the CLI layer (progress, messages); the engine prints nothing."""
+    """Callbacks of the CLI layer (progress, messages); the loop prints nothing."""
 
     on_start: Callable[[int | None], None] = lambda total: None
     on_step: Callable[[StepReport], None] = lambda report: None
@@ -66,9 +66,6 @@ class Position:
     loader_seconds: float = 0.0
     step_seconds: float = 0.0
     history: list[float] = field(default_factory=list)
-
-
-__all__ = ["Hooks", "Position", "StepReport", "Trainer", "epoch_patches"]
 
 
 def make_optimizer(model: torch.nn.Module, o: TrainOptions) -> torch.optim.Optimizer:

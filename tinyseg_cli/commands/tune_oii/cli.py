@@ -13,7 +13,14 @@ import typer
 from rich.table import Table
 
 from tinyseg_cli.cli import console
-from tinyseg_cli.cli.options import FINITE, Json, Quiet, Verbose, in_range
+from tinyseg_cli.cli.options import (
+    FINITE,
+    Json,
+    Quiet,
+    Verbose,
+    in_range,
+    output_dir,
+)
 from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.atomic import check_distinct, check_output_dir
 
@@ -96,13 +103,10 @@ def tune_oii(
     ],
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="TUNE_DIR: steps.parquet (one row per step), tune.json, step-K/ (run/, "
+        output_dir(
+            "TUNE_DIR: steps.parquet (one row per step), tune.json, step-K/ (run/, "
             "pred/, scores.parquet, counts.parquet).",
-            metavar="TUNE_DIR",
-            show_default=False,
+            "TUNE_DIR",
         ),
     ] = None,
     param: Annotated[
@@ -221,7 +225,7 @@ def tune_oii(
     from its last.pt; other search options on an existing TUNE_DIR are an error.
     Under torchrun, `--distributed` trains each step with DDP.
     """
-    from tinyseg_cli.commands.train.cli import train_options
+    from tinyseg_cli.commands.train.args import train_options
     from tinyseg_cli.commands.tune_oii import settings as tune_settings
 
     console.configure(verbose, quiet)
@@ -282,8 +286,8 @@ def _run_search(
 ) -> None:
     import time
 
-    from tinyseg_cli.commands.train.cli import run_with_progress
-    from tinyseg_cli.commands.train.image.plan import prepare
+    from tinyseg_cli.commands.train.modality import prepare
+    from tinyseg_cli.commands.train.run import run_with_progress
     from tinyseg_cli.commands.tune_oii import log as tune_log
     from tinyseg_cli.commands.tune_oii import settings as tune_settings
     from tinyseg_cli.commands.tune_oii.objective import StepObjective, TuneJob

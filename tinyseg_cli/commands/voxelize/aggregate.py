@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyseg_cli.commands.voxelize.labels import ClassRanks
 from tinyseg_cli.commands.voxelize.tiles import VoxelKeys
-from tinyseg_cli.io.label_map import ClassRanks
 
 
 @dataclass(frozen=True)

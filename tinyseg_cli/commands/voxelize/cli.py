@@ -19,9 +19,10 @@ from tinyseg_cli.cli.options import (
     Quiet,
     Shard,
     Verbose,
+    output_dir,
     parse_shard,
 )
-from tinyseg_cli.commands.voxelize import run as engine
+from tinyseg_cli.commands.voxelize import run as steps
 from tinyseg_cli.commands.voxelize.reader import parse_features, read_scene_splits
 from tinyseg_cli.commands.voxelize.run import POINTS, VOXELS, VoxelizeOptions, VoxelizeSummary
 from tinyseg_cli.io.atomic import check_output_dir, check_outputs
@@ -71,13 +72,9 @@ def voxelize(
     ],
     output: Annotated[
         Path,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output folder: voxels.parquet (one row per occupied voxel of each tile) and "
+        output_dir(
+            "Output folder: voxels.parquet (one row per occupied voxel of each tile) and "
             "points.parquet (one row per point and tile that holds it).",
-            metavar="OUT_DIR",
-            show_default=False,
         ),
     ],
     voxel: Annotated[
@@ -230,7 +227,7 @@ def voxelize(
         {"LAS": list(inputs), "--splits": splits, "--label-map": label_map},
     )
     metadata = {"provenance": provenance(list(inputs), console.STATE.argv)}
-    summary = engine.voxelize(
+    summary = steps.voxelize(
         list(inputs), output, options, metadata, warn=console.warn, progress=console.progress
     )
     if json_:

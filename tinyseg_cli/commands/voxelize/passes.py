@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinyseg_cli.commands.voxelize.aggregate import TileVoxels, aggregate_tile
+from tinyseg_cli.commands.voxelize.labels import SLOTS, ClassRanks, label_counts
 from tinyseg_cli.commands.voxelize.output import (
     POINT_DELTA,
     POINT_SCHEMA,
@@ -25,7 +26,7 @@ from tinyseg_cli.commands.voxelize.pipeline import ordered_map, prefetch
 from tinyseg_cli.commands.voxelize.reader import XYZ, PointChunk, Scene, read_points
 from tinyseg_cli.commands.voxelize.spill import TileSpill
 from tinyseg_cli.commands.voxelize.tiles import TileGrid, memberships
-from tinyseg_cli.io.label_map import SLOTS, ClassRanks, LabelMap, label_counts
+from tinyseg_cli.io.label_map import LabelMap
 from tinyseg_cli.io.table_stream import table_stream
 from tinyseg_cli.runtime.parallel import default_jobs
 

@@ -30,7 +30,7 @@ class Scene:
     grid: TileGrid
 
     @property
-    def sample_id(self) -> str:  # for engine.parallel.shard
+    def sample_id(self) -> str:  # for runtime.parallel.shard
         return self.name
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyseg_cli.commands.voxelize.labels import ClassRanks
 from tinyseg_cli.commands.voxelize.passes import (
     ClassTally,
     Progress,
@@ -31,7 +32,7 @@ from tinyseg_cli.commands.voxelize.spill import BUFFERED_CHUNKS, TileSpill, reco
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.atomic import output_folder
 from tinyseg_cli.io.classmap import ClassMap
-from tinyseg_cli.io.label_map import IGNORE, INT16, ClassRanks, LabelMap
+from tinyseg_cli.io.label_map import IGNORE, INT16, LabelMap
 from tinyseg_cli.runtime.parallel import shard
 
 VOXELS, POINTS = "voxels.parquet", "points.parquet"

@@ -1,23 +1,22 @@
-"""Everything ``train`` decides before the first step: samples, classes, weights, patches,
+"""Everything a 2D run decides before the first step: samples, classes, weights, patches,
 normalisation and the checkpoint configuration (SPEC §4.5). Inputs are validated here, once,
 so the training loop and its data workers can trust them (SPEC §9)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from tinyseg_cli import __version__
-from tinyseg_cli.commands.classweights.run import binary_class_map
+from tinyseg_cli.commands.train.common import read_class_weights, run_class_map
+from tinyseg_cli.commands.train.config import TrainOptions, checkpoint_config
 from tinyseg_cli.data.augment import Augment, parse_augment
 from tinyseg_cli.data.datasets import Labelling, Patch
 from tinyseg_cli.data.samples import Sample, split_rows
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_class_map
+from tinyseg_cli.io.classmap import ClassMap, binary_class_map
 from tinyseg_cli.io.images import read_image
 from tinyseg_cli.io.palette import Palette, load_palette
 from tinyseg_cli.io.rasters import open_label_map
@@ -25,79 +24,6 @@ from tinyseg_cli.io.tables import integer_column, read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.models import IMAGENET_MEAN, IMAGENET_STD
 from tinyseg_cli.runtime.parallel import parallel_map
-
-
-@dataclass
-class TrainOptions:
-    """The options of one training run; stored in the checkpoint as ``config["train"]``."""
-
-    manifest: str
-    run_dir: str
-    arch: str = "unet"
-    encoder: str | None = "mobilenet_v2"
-    encoder_weights: str = "none"
-    in_channels: int = 3
-    classes: str | None = None
-    palette: str | None = None
-    ignore_index: int = 255
-    binary: str | None = None
-    class_weights: str | None = None
-    fold: int | None = None
-    patches: str | None = None
-    refresh_every: int = 1
-    patch_size: int = 256
-    patches_per_image: int = 4
-    resize: tuple[int, int] | None = None
-    augment: str | None = None
-    loss: str = "ce"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    schedule: str = "constant"
-    lr_decay: float = 0.96
-    decay_every: int = 800
-    epochs: int | None = None
-    iterations: int | None = None
-    batch_size: int = 8
-    workers: int = 0
-    checkpoint_every: int = 0
-    val_every: int = 1
-    select: str = "f2"
-    max_pixels: int = 4096 * 4096
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    distributed: bool = False
-    threshold: float = 0.5
-    init_weights: str | None = None  # a checkpoint whose weights a fresh run starts from
-    # 3D (voxel tables): feature columns (None: all), sparse U-Net widths, ASPP, backend
-    features: tuple[str, ...] | None = None
-    channels: tuple[int, ...] = (32, 64, 128, 256)
-    aspp: bool = True
-    aspp_dilations: tuple[int, ...] = (6, 12, 18)
-    sparse_backend: str = "auto"
-
-    def to_config(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["resize"] = list(self.resize) if self.resize else None
-        for name in TUPLES:
-            values[name] = None if values[name] is None else list(values[name])
-        return values
-
-    @classmethod
-    def from_config(cls, values: dict[str, Any]) -> TrainOptions:
-        values = dict(values)
-        if values.get("resize"):
-            values["resize"] = tuple(values["resize"])
-        for name in TUPLES:
-            if values.get(name) is not None:
-                values[name] = tuple(values[name])
-        return cls(**values)
-
-
-TUPLES = ("features", "channels", "aspp_dilations")  # stored as JSON lists
 
 
 @dataclass
@@ -138,39 +64,29 @@ class TrainPlan:
                 "threshold": options.threshold,
                 "source_classes": self.source_classes.to_metadata(),
             }
-        return {
-            "model": model_spec,
-            "classes": self.class_map.to_metadata(),
-            "binary": binary,
-            "normalisation": {"mean": self.mean, "std": self.std},
-            "input": {
-                "channels": options.in_channels,
-                "resize": list(options.resize) if options.resize else None,
-                "patch": None if options.resize else options.patch_size,
-            },
-            "ignore_index": options.ignore_index,
-            "loss": {"name": options.loss, **options.loss_params},
-            "train": options.to_config(),
-            "tinyseg": __version__,
+        inputs = {
+            "channels": options.in_channels,
+            "resize": list(options.resize) if options.resize else None,
+            "patch": None if options.resize else options.patch_size,
         }
+        return checkpoint_config(
+            options, model_spec, self.class_map, (self.mean, self.std), inputs, binary
+        )
 
 
-def prepare(options: TrainOptions, jobs: int = 1) -> Any:
-    """Read and validate the inputs of a run: fails before any training starts. A voxel
-    table (3D) gives a :class:`~tinyseg_cli.commands.train.voxel.plan.VoxelPlan`."""
-    from tinyseg_cli.io.voxels import voxel_table_path
-
-    voxels = voxel_table_path(options.manifest)
-    if voxels is not None:
-        from tinyseg_cli.commands.train.voxel.plan import prepare_voxels  # imports this module
-
-        return prepare_voxels(options, voxels)
+def prepare_images(options: TrainOptions, jobs: int = 1) -> TrainPlan:
+    """Read and validate the inputs of a 2D run: fails before any training starts."""
     augments = parse_augment(options.augment)
     table = read_table(options.manifest)
     metadata = table_metadata(table)
     train = split_rows(table, options.manifest, "train", options.fold)
     val = _val_rows(table, options)
-    source_classes = _class_map(options, metadata)
+    source_classes = run_class_map(
+        options,
+        metadata,
+        f"{options.manifest}: the manifest carries no class map; pass --classes "
+        "(e.g. --classes background,crack)",
+    )
     palette = load_palette(options.palette) if options.palette else None
     infos = _inspect(train + val, options, palette, len(source_classes), jobs)
     shapes = {sid: info[0] for sid, info in infos.items()}
@@ -208,18 +124,6 @@ def _val_rows(table: Any, options: TrainOptions) -> list[Sample]:
     if options.fold is None and "val" not in names:
         return []
     return split_rows(table, options.manifest, "val", options.fold)
-
-
-def _class_map(options: TrainOptions, metadata: dict[str, Any]) -> ClassMap:
-    if options.classes:
-        return parse_class_map(options.classes)
-    found = class_map_from_metadata(metadata)
-    if found is None:
-        raise TinysegError(
-            f"{options.manifest}: the manifest carries no class map; pass --classes "
-            "(e.g. --classes background,crack)"
-        )
-    return found
 
 
 def inspect_sample(
@@ -306,39 +210,6 @@ def _normalisation(
     mean = total[0] / total[2]
     std = np.sqrt(np.maximum(total[1] / total[2] - mean * mean, 0.0))
     return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
-
-
-def read_class_weights(options: TrainOptions, class_map: ClassMap) -> list[float] | None:
-    """Weights of a ``classweights`` table, checked against the network's classes."""
-    if options.class_weights is None:
-        return None
-    table = read_table(options.class_weights)
-    if not {"class_index", "weight"} <= set(table.column_names):
-        raise TinysegError(
-            f"{options.class_weights}: expected a classweights table (class_index, weight)"
-        )
-    names = class_map_from_metadata(table_metadata(table))
-    if names is None and "class_name" in table.column_names:
-        names = ClassMap(tuple(str(n) for n in table["class_name"].to_pylist()))
-    if names is not None and names.names != class_map.names:
-        raise TinysegError(
-            f"{options.class_weights}: weights are for classes ({', '.join(names.names)}) but "
-            f"the network predicts ({', '.join(class_map.names)})"
-            + (" — make them with 'classweights --binary'" if options.binary else "")
-        )
-    indices = integer_column(table, "class_index", options.class_weights, minimum=0)[0].tolist()
-    for row, weight in enumerate(table["weight"].to_pylist()):
-        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-            raise TinysegError(
-                f"{options.class_weights}: row {row}: weight is {weight!r} (expected a finite "
-                "number >= 0)"
-            )
-    if sorted(indices) != list(range(len(class_map))):
-        raise TinysegError(
-            f"{options.class_weights}: expected one weight per class 0..{len(class_map) - 1}"
-        )
-    weights = dict(zip(indices, table["weight"].to_pylist(), strict=True))
-    return [float(weights[i]) for i in range(len(class_map))]
 
 
 def _patch_table(

@@ -3,44 +3,18 @@ scores (SPEC §4.5, §5), so the numbers in the training log match a later ``tin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from tinyseg_cli.commands.train.common import Validation, validation_of
 from tinyseg_cli.commands.train.image.plan import TrainPlan
 from tinyseg_cli.data.datasets import targets
-from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.inference.predict import predict_labels
 from tinyseg_cli.io.images import read_image
 from tinyseg_cli.io.rasters import open_label_map
-from tinyseg_cli.metrics.counts import confusion_matrix, one_vs_rest
-from tinyseg_cli.metrics.functional import metric_names
-from tinyseg_cli.metrics.summary import Summary, summarize
-
-AVERAGES = ("macro", "micro")
-
-
-@dataclass
-class Validation:
-    """Scores of one validation pass; ``score`` is the ``--select`` value (None if undefined)."""
-
-    summary: Summary
-    select: str
-    score: float | None
-
-
-def parse_select(text: str) -> tuple[str, str]:
-    """``f2`` or ``micro:f2`` → (average, metric); macro over foreground classes by default."""
-    average, _, metric = text.rpartition(":")
-    average = average or "macro"
-    if average not in AVERAGES or metric not in metric_names():
-        raise TinysegError(
-            f"--select {text!r}: expected [macro:|micro:]METRIC with METRIC one of "
-            f"{', '.join(metric_names())}"
-        )
-    return average, metric
+from tinyseg_cli.metrics.counts import confusion_matrix
 
 
 def truth_labels(plan: TrainPlan, sample: Any) -> np.ndarray:
@@ -71,12 +45,4 @@ def validate(
             matrix += confusion_matrix(truth, pred, n_classes, plan.options.ignore_index)
     finally:
         model.train(was_training)
-    tp, fp, fn, tn = one_vs_rest(matrix)
-    summary = summarize(
-        {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
-        averaged=list(range(1, n_classes)),
-        n_samples=len(plan.val),
-    )
-    average, metric = parse_select(select)
-    value = (summary.macro if average == "macro" else summary.micro)[metric]
-    return Validation(summary, select, None if np.isnan(value) else float(value))
+    return validation_of(matrix, range(1, n_classes), len(plan.val), select)

@@ -13,20 +13,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
-from torch.utils.data import Dataset
 
-from tinyseg_cli import __version__
-from tinyseg_cli.commands.train.image.plan import TrainOptions, read_class_weights
-from tinyseg_cli.commands.train.image.validate import Validation, parse_select
-from tinyseg_cli.commands.train.modality import class_rows, class_summary
-from tinyseg_cli.data.voxels import TileDataset, collate_tiles
+from tinyseg_cli.commands.train.common import read_class_weights, run_class_map
+from tinyseg_cli.commands.train.config import TrainOptions, checkpoint_config
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.inference.voxels import tile_probs, voxel_logits
-from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata, parse_class_map
+from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.io.voxels import Tiles, choose_features, read_tiles, schema_metadata
-from tinyseg_cli.metrics.counts import confusion_matrix, one_vs_rest
-from tinyseg_cli.metrics.summary import summarize
 from tinyseg_cli.models.build import SPARSE_UNET
 from tinyseg_cli.sparse.backends import check_dilation, resolve_backend
 
@@ -51,28 +43,15 @@ class VoxelPlan:
 
     def config(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The JSON-able checkpoint ``config`` (SPEC §3)."""
-        o = self.options
-        return {
-            "model": spec,
-            "classes": self.class_map.to_metadata(),
-            "binary": None,
-            "normalisation": {"mean": self.mean, "std": self.std},
-            "input": {"modality": "voxels", "features": list(self.features)},
-            "voxelize": self.voxelize,
-            "ignore_index": o.ignore_index,
-            "loss": {"name": o.loss, **o.loss_params},
-            "train": o.to_config(),
-            "tinyseg": __version__,
-        }
-
-
-def _class_map(options: TrainOptions, path: Path, metadata: dict[str, Any]) -> ClassMap:
-    if options.classes:
-        return parse_class_map(options.classes)
-    found = class_map_from_metadata(metadata)
-    if found is None:
-        raise TinysegError(f"{path}: the voxel table carries no class map; pass --classes")
-    return found
+        inputs = {"modality": "voxels", "features": list(self.features)}
+        return checkpoint_config(
+            self.options,
+            spec,
+            self.class_map,
+            (self.mean, self.std),
+            inputs,
+            voxelize=self.voxelize,
+        )
 
 
 def _check_labels(path: Path, tiles: Tiles, n_classes: int) -> np.ndarray:
@@ -121,7 +100,9 @@ def prepare_voxels(options: TrainOptions, path: Path) -> VoxelPlan:
             "training needs labelled voxels"
         )
     features = choose_features(path, schema, options.features)
-    class_map = _class_map(options, path, metadata)
+    class_map = run_class_map(
+        options, metadata, f"{path}: the voxel table carries no class map; pass --classes"
+    )
     voxelize = metadata.get("voxelize") or {}
     options = dataclasses.replace(
         options,
@@ -163,102 +144,3 @@ def prepare_voxels(options: TrainOptions, path: Path) -> VoxelPlan:
         voxelize=voxelize,
         notes=notes,
     )
-
-
-class VoxelModality:
-    """3D voxels: tiles of a voxel table (see :class:`~tinyseg_cli.commands.train.modality.Modality`)."""
-
-    amp = False  # the sparse backends scatter into float32 buffers: no bfloat16 forward
-    collate = staticmethod(collate_tiles)
-
-    def __init__(self, plan: VoxelPlan) -> None:
-        self.plan = plan
-        self.options = plan.options
-
-    @property
-    def validates(self) -> bool:
-        return self.plan.val is not None
-
-    def model_spec(self) -> dict[str, Any]:
-        o = self.options
-        return {
-            "arch": SPARSE_UNET,
-            "in_channels": len(self.plan.features),
-            "out_channels": len(self.plan.class_map),
-            "channels": list(o.channels),
-            "aspp": o.aspp,
-            "aspp_dilations": list(o.aspp_dilations),
-            "backend": o.sparse_backend,
-        }
-
-    def config(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.plan.config(spec)
-
-    def dataset(self) -> Dataset:
-        return TileDataset(self.plan.train, self.plan.mean, self.plan.std)
-
-    def epoch_items(self, epoch: int) -> list[int]:
-        return list(range(len(self.plan.train)))
-
-    def epoch_size(self, epoch: int) -> int:
-        return len(self.plan.train)
-
-    def forward(
-        self, network: torch.nn.Module, batch: Any, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        logits = voxel_logits(network, batch, self.options.sparse_backend, device)
-        targets = batch[3].to(device)
-        return logits.t()[None, :, :, None], targets[None, :, None], int(batch[4])
-
-    def validate(
-        self, model: torch.nn.Module, config: dict[str, Any], device: torch.device
-    ) -> Validation:
-        """Per-voxel confusion counts on the val tiles, scored over all classes (the 3D
-        convention: OA and mIoU over every class, SPEC §5)."""
-        val = self.plan.val
-        assert val is not None and val.labels is not None
-        n = len(self.plan.class_map)
-        matrix = np.zeros((n, n), np.int64)
-        dataset = TileDataset(val, self.plan.mean, self.plan.std)
-        for rows, probs in tile_probs(
-            model,
-            dataset,
-            tiles_per_batch=self.options.batch_size,
-            backend=self.options.sparse_backend,
-            device=device,
-        ):
-            pred = probs.argmax(1)
-            matrix += confusion_matrix(val.labels[rows], pred, n, self.options.ignore_index)
-        tp, fp, fn, tn = one_vs_rest(matrix)
-        summary = summarize(
-            {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, averaged=list(range(n)), n_samples=len(val)
-        )
-        average, metric = parse_select(self.options.select)
-        value = (summary.macro if average == "macro" else summary.micro)[metric]
-        return Validation(summary, self.options.select, None if np.isnan(value) else float(value))
-
-    def describe(self, model: torch.nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
-        plan, o = self.plan, self.options
-        parameters = list(model.parameters())
-        sizes = plan.train.sizes()
-        return {
-            "arch": SPARSE_UNET,
-            "channels": list(o.channels),
-            "aspp": o.aspp,
-            "aspp_dilations": list(o.aspp_dilations) if o.aspp else None,
-            "sparse_backend": o.sparse_backend,
-            "parameters": sum(p.numel() for p in parameters),
-            "trainable": sum(p.numel() for p in parameters if p.requires_grad),
-            "features": list(plan.features),
-            "train_tiles": len(plan.train),
-            "val_tiles": 0 if plan.val is None else len(plan.val),
-            "train_voxels": int(sizes.sum()),
-            "voxels_per_tile": {
-                "min": int(sizes.min()),
-                "mean": float(sizes.mean()),
-                "max": int(sizes.max()),
-            },
-            "steps_epoch_0": len(plan.train) // o.batch_size,
-            **class_summary(o, plan.mean, plan.std),
-            "classes": class_rows(plan.class_map.names, plan.voxels, plan.class_weights, "voxels"),
-        }
