@@ -88,6 +88,13 @@ def test_help_examples_run(tmp_path: Path, command: tuple[str, ...]):
             )
     if command == ("infer",):
         write_checkpoint(tmp_path / "model.pt")
+    if command == ("split",):  # an MVTec-like tree: test/<defect>/, truth/<defect>/*_mask
+        for folder in ("crack", "hole", "good"):
+            write_map(
+                tmp_path / "test" / folder / "a.png", rng.integers(0, 255, (8, 8, 3), np.uint8)
+            )
+            if folder != "good":
+                write_map(tmp_path / "truth" / folder / "a_mask.png", np.eye(8, dtype=np.uint8))
     if command in (("train",), ("tune-oii",), ("plot",), ("report",)):
         write_split(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -422,13 +422,14 @@ def test_score_loads_only_its_own_command():
 def test_anti_aliased_magnetic_tile_masks_through_a_grey_palette(cli, tmp_path: Path):
     """Magnetic-tile masks hold every grey level (anti-aliased edges); a 256-entry grey
     palette binarises them at 128. Its SOURCE.md counts the copied set at that threshold:
-    3,539,881 defect and 47,119,051 background pixels."""
+    3,539,881 defect and 47,119,051 background pixels. --palette is the truth's only: the
+    same masks as predictions need --pred-palette."""
     root = shared_dataset("magnetic_tile")
     palette = write_json(tmp_path / "half.json", {str(v): int(v >= 128) for v in range(256)})
     masks = str(root / "*" / "Imgs" / "*.png")
     result = cli(
         "score", "--truth", masks, "--pred", masks, "--palette", palette,
-        "--classes", "background,defect", "--json", "-q",
+        "--pred-palette", palette, "--classes", "background,defect", "--json", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)

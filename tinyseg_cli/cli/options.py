@@ -51,8 +51,30 @@ Palette = Annotated[
     str | None,
     typer.Option(
         "--palette",
-        help="JSON mapping mask colours to class indices, for RGB masks.",
+        help="JSON mapping mask colours (or grey levels) to class indices, for the truth "
+        "masks only.",
         metavar="FILE",
+    ),
+]
+# score and overlay: predictions made by another tool may need their own palette and say
+# their own classes.
+PredPalette = Annotated[
+    str | None,
+    typer.Option(
+        "--pred-palette",
+        help="JSON mapping prediction colours (or grey levels) to class indices; --palette "
+        "applies to the truth only.",
+        metavar="FILE",
+    ),
+]
+PredClasses = Annotated[
+    str | None,
+    typer.Option(
+        "--pred-classes",
+        help="The predictions' class names in index order (or a classes file), when they are "
+        "not the truth's: the truth is scored in them, classes matched by name, and one "
+        "prediction class the truth does not name (e.g. rest) takes all the others.",
+        metavar="NAMES|FILE",
     ),
 ]
 Jobs = Annotated[

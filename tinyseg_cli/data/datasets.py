@@ -9,7 +9,7 @@ Workers read TIFF/PNG files lazily, each keeping a few decoded images in a small
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,8 @@ from torch.utils.data import Dataset, Sampler
 from tinyseg_cli.data.augment import Augment, augment
 from tinyseg_cli.data.samples import Sample
 from tinyseg_cli.io.images import normalise, read_image
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.io.palette import Palette
-from tinyseg_cli.io.rasters import open_label_map
 
 
 @dataclass(frozen=True)
@@ -107,27 +107,32 @@ class PatchDataset(Dataset):
         self.channels, self.mean, self.std = channels, mean, std
         self.labelling, self.augments, self.seed = labelling, augments, seed
         self.cache_images = cache_images
-        self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, Path], np.ndarray] = OrderedDict()
 
-    def _cached(self, path: Path, read: callable) -> np.ndarray:  # type: ignore[valid-type]
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
-        value = read(path)
-        self._cache[path] = value
+    def _cached(self, key: tuple[str, Path], read: Callable[[], np.ndarray]) -> np.ndarray:
+        """``read()``, kept for the next patches of the same image (key: what, and its file:
+        a row without a mask names its image for both)."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = read()
+        self._cache[key] = value
         while len(self._cache) > self.cache_images:
             self._cache.popitem(last=False)
         return value
 
-    def read_labels(self, path: Path) -> np.ndarray:
+    def read_labels(self, sample: Sample) -> np.ndarray:
         """Training targets of a whole mask: class labels, one-vs-rest when binary."""
-        label_map = open_label_map(path, "truth", palette=self.labelling.palette)
+        label_map = open_mask(sample.mask, palette=self.labelling.palette, rule=sample.mask_rule)
         return targets(label_map[0 : label_map.shape[0]].astype(np.int64), self.labelling)
 
     def __getitem__(self, key: tuple[int, int, Patch]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, position, patch = key
-        image = self._cached(patch.sample.image, lambda p: read_image(p, self.channels))
-        labels = self._cached(patch.sample.mask, self.read_labels)
+        sample = patch.sample
+        image = self._cached(
+            ("image", sample.image), lambda: read_image(sample.image, self.channels)
+        )
+        labels = self._cached(("labels", sample.mask), lambda: self.read_labels(sample))
         rows, cols = slice(patch.y, patch.y + patch.h), slice(patch.x, patch.x + patch.w)
         pixels = torch.from_numpy(np.ascontiguousarray(image[rows, cols])).permute(2, 0, 1)
         target = torch.from_numpy(np.ascontiguousarray(labels[rows, cols]))

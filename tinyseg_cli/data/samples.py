@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.masks import MaskRule
 from tinyseg_cli.io.rasters import Roi
 from tinyseg_cli.io.sources import manifest_maps
 from tinyseg_cli.prep.folds import assignment_from_table, select_fold
@@ -21,6 +22,7 @@ class Sample:
     image: Path
     mask: Path
     roi: Roi | None = None
+    mask_rule: MaskRule | None = None  # how the mask becomes labels (io/masks.py)
 
 
 def split_rows(table: pa.Table, spec: str, split: str, fold: int | None = None) -> list[Sample]:
@@ -47,7 +49,7 @@ def split_rows(table: pa.Table, spec: str, split: str, fold: int | None = None) 
     images = manifest_maps(table, spec, ("image",), split)
     masks = manifest_maps(table, spec, ("mask",), split)
     return [
-        Sample(sample_id, ref.path, masks[sample_id].path, ref.roi)
+        Sample(sample_id, ref.path, masks[sample_id].path, ref.roi, masks[sample_id].rule)
         for sample_id, ref in images.items()
     ]
 
@@ -64,7 +66,9 @@ def training_rows(table: pa.Table, spec: str) -> list[Sample]:
     split = "train" if "split" in table.column_names else None
     images = manifest_maps(table, spec, ("image",), split)
     masks = manifest_maps(table, spec, ("mask",), split)
-    return [Sample(sid, images[sid].path, ref.path, ref.roi) for sid, ref in masks.items()]
+    return [
+        Sample(sid, images[sid].path, ref.path, ref.roi, ref.rule) for sid, ref in masks.items()
+    ]
 
 
 def _fold_split(table: pa.Table, source: str, fold: int) -> pa.Table:

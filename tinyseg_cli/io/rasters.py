@@ -122,11 +122,27 @@ class LabelMap:
 
     path: Path
     raw: np.ndarray
-    kind: Literal["labels", "palette", "scaled", "probability", "channels"]
+    kind: Literal["labels", "palette", "scaled", "probability", "channels", "foreground"]
     full_shape: tuple[int, int]
     roi: Roi | None = None
     palette: Palette | None = None
     threshold: float | None = None
+    label: int = 1  # "foreground": the class of the pixels at or above the threshold
+    _seen: int | None = None  # "foreground" without a threshold: the first nonzero value
+    # Labels in another class map: remap[label] (a truth scored in a prediction's classes);
+    # labels beyond it other than ``keep`` (the ignore label) are out of the class map.
+    remap: np.ndarray | None = None
+    keep: int | None = None
+
+    def set_roi(self, roi: Roi) -> None:
+        """Restrict the map to ``roi``, which must lie inside it."""
+        y0, x0, y1, x1 = roi
+        height, width = self.full_shape
+        if y1 > height or x1 > width:
+            raise TinysegError(
+                f"{self.path}: ROI ({y0}, {x0}, {y1}, {x1}) exceeds the image {height}×{width}"
+            )
+        self.roi = roi
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -153,6 +169,25 @@ class LabelMap:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Labels of rows ``start:stop`` (ROI coordinates) as a 2D integer array."""
+        labels = self._labels(start, stop)
+        if self.remap is None:
+            return labels
+        outside = labels >= self.remap.size
+        if self.keep is not None:
+            outside &= labels != self.keep
+        if outside.any():
+            y, x = np.argwhere(outside)[0]
+            rows, cols = self._window(start, stop)
+            raise TinysegError(
+                f"{self.path}: pixel (y={rows.start + y}, x={cols.start + x}): label "
+                f"{int(labels[y, x])} beyond its class map ({self.remap.size} classes)"
+            )
+        mapped = self.remap[np.minimum(labels, self.remap.size - 1)]
+        if self.keep is not None:
+            mapped = np.where(labels == self.keep, labels, mapped)
+        return mapped
+
+    def _labels(self, start: int, stop: int) -> np.ndarray:
         rows, cols = self._window(start, stop)
         if self.kind == "labels":
             block = self.raw[rows, cols]
@@ -174,11 +209,36 @@ class LabelMap:
                 return (block[1] >= self.threshold).view(np.uint8)
             return np.argmax(block, axis=0).astype(np.uint8 if block.shape[0] <= 256 else np.uint16)
         block = np.asarray(self.raw[rows, cols])
+        if self.kind == "foreground":
+            return self._foreground(block, rows.start, cols.start)
         if self.kind == "scaled":
             limit = np.iinfo(block.dtype).max
             return (block >= self.threshold * limit).view(np.uint8)  # type: ignore[operator]
         self._check_finite(block, rows.start, cols.start)
         return (block >= self.threshold).view(np.uint8)  # type: ignore[operator]
+
+    def _foreground(self, block: np.ndarray, y0: int, x0: int) -> np.ndarray:
+        """A one-class mask: pixels at or above the threshold (any nonzero pixel without one)
+        are ``label``, the rest background. Without a threshold the mask must be binary: a
+        second nonzero value means soft edges, which need one."""
+        if self.threshold is None:
+            nonzero = block != 0
+            if nonzero.any():
+                values = block[nonzero]
+                self._seen = int(values[0]) if self._seen is None else self._seen
+                other = values != self._seen
+                if other.any():
+                    y, x = np.argwhere(nonzero)[int(np.argmax(other))]
+                    raise TinysegError(
+                        f"{self.path}: soft mask: values {self._seen} and {int(values[other][0])} "
+                        f"(at pixel (y={y0 + y}, x={x0 + x})) for one class; binarise it with "
+                        "'tinyseg split … --mask-threshold 128' (pixels >= 128 become the class)"
+                    )
+            foreground = nonzero
+        else:
+            foreground = block >= self.threshold
+        dtype = np.uint8 if self.label < 256 else np.uint16
+        return foreground.astype(dtype) * dtype(self.label)
 
     def _check_finite(self, block: np.ndarray, y0: int, x0: int) -> None:
         bad = ~np.isfinite(block)
@@ -209,13 +269,7 @@ def open_label_map(
     """
     label_map = _open_raw(path, role, palette, threshold)
     if roi is not None:
-        y0, x0, y1, x1 = roi
-        height, width = label_map.full_shape
-        if y1 > height or x1 > width:
-            raise TinysegError(
-                f"{path}: ROI ({y0}, {x0}, {y1}, {x1}) exceeds the image {height}×{width}"
-            )
-        label_map.roi = roi
+        label_map.set_roi(roi)
     return label_map
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.masks import MaskRule, mask_rules
 from tinyseg_cli.io.paths import check_storable, visible
 from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, JPEG_SUFFIXES, RASTER_SUFFIXES, Roi
 from tinyseg_cli.io.tables import integer_column, is_table_path, read_table, resolve_table_path
@@ -24,12 +25,14 @@ GLOB_CHARACTERS = frozenset("*?[")
 
 @dataclass(frozen=True)
 class MapRef:
-    """One map of one sample: its file and, from a manifest, its region of interest."""
+    """One map of one sample: its file and, from a manifest, its region of interest and
+    how its mask becomes labels (:mod:`tinyseg_cli.io.masks`)."""
 
     sample_id: str
     path: Path
     roi: Roi | None = None
     origin: str | None = None  # where the sample was named, for messages: "MANIFEST: row 4"
+    rule: MaskRule | None = None  # None: the map holds class indices
 
     @property
     def where(self) -> str:
@@ -109,6 +112,7 @@ def manifest_maps(
     if "sample_id" not in table.column_names:
         raise TinysegError(f"{source}: manifest needs a 'sample_id' column")
     rois = manifest_rois(table, source)
+    rules = mask_rules(table, source) if column == "mask" else [None] * table.num_rows
     rows = list(enumerate(table.to_pylist()))  # row numbers of the whole table, for messages
     if split is not None:
         if "split" not in table.column_names:
@@ -118,7 +122,9 @@ def manifest_maps(
             raise TinysegError(f"{source}: no rows with split == {split!r}")
     found: dict[str, MapRef] = {}
     for index, row in rows:
-        sample_id, value = row["sample_id"], row[column]
+        sample_id, value, rule = row["sample_id"], row[column], rules[index]
+        if rule is not None and rule.absent:  # no mask: all background, the image's size
+            value = row.get("image")
         if sample_id is None or value is None:
             raise TinysegError(f"{source}: row {index}: empty sample_id or {column}")
         sample_id = str(sample_id)
@@ -126,7 +132,7 @@ def manifest_maps(
             raise TinysegError(f"{source}: sample {sample_id!r} appears twice")
         path = resolve_table_path(str(value), spec)
         roi = rois[index]
-        found[sample_id] = MapRef(sample_id, path, roi, f"{source}: row {index}")
+        found[sample_id] = MapRef(sample_id, path, roi, f"{source}: row {index}", rule)
     return found
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.io.paths import not_a_file
-from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.sources import MapRef
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.runtime.parallel import parallel_map
@@ -70,7 +70,7 @@ class ClassCounts:
 
 def count_mask(ref: MapRef, options: CountOptions) -> np.ndarray:
     """Pixels per class of one mask inside its ROI, counted in blocks of rows."""
-    mask = open_label_map(ref.path, "truth", palette=options.palette, roi=ref.roi)
+    mask = open_mask(ref.path, palette=options.palette, roi=ref.roi, rule=ref.rule)
     try:
         return label_counts(mask, options.n_classes, options.ignore_index, options.block_pixels)
     except LabelOutOfRange as error:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.rasters import LabelMap, open_label_map
 from tinyseg_cli.io.sources import MapRef
@@ -54,7 +55,9 @@ class CountOptions:
     n_classes: int | None = None
     ignore_index: int | None = 255
     threshold: float | None = None
-    palette: Palette | None = None
+    palette: Palette | None = None  # of the truth masks
+    pred_palette: Palette | None = None
+    truth_remap: np.ndarray | None = None  # truth labels into the prediction's classes
     block_pixels: int = BLOCK_PIXELS
     objects: ObjectOptions | None = None  # score --objects
 
@@ -117,9 +120,10 @@ def open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, Labe
     """Truth (inside its ROI) and prediction of a pair, opened for reading in blocks; their
     shapes must agree."""
     roi = pair.truth.roi
-    truth = open_label_map(pair.truth.path, "truth", palette=options.palette, roi=roi)
+    truth = open_mask(pair.truth.path, palette=options.palette, roi=roi, rule=pair.truth.rule)
+    truth.remap, truth.keep = options.truth_remap, options.ignore_index
     pred = open_label_map(
-        pair.pred.path, "prediction", palette=options.palette, threshold=options.threshold
+        pair.pred.path, "prediction", palette=options.pred_palette, threshold=options.threshold
     )
     if roi is not None and pred.full_shape == truth.full_shape:
         pred.roi = roi  # a full-size prediction: score its ROI

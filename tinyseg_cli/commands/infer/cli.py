@@ -260,11 +260,24 @@ def infer(
         with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
             result = steps.run(job, on_band=advance)
         steps.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
+    _warn_one_class(result.one_class, job.ensemble.classes)
     summary = run_summary(job, result, time.perf_counter() - start)
     if not console.STATE.quiet:
         _print_summary(summary)
     if json_:
         typer.echo(json.dumps(summary, indent=2))
+
+
+def _warn_one_class(maps: list[tuple[str, int]], classes: tuple[str, ...]) -> None:
+    """A whole map of one foreground class is a model that learnt nothing but that class."""
+    foreground = [(sample, classes[label]) for sample, label in maps if label != 0]
+    if foreground:
+        shown = ", ".join(f"{sample} ({name})" for sample, name in foreground[:5])
+        more = f" and {len(foreground) - 5} more" if len(foreground) > 5 else ""
+        console.warn(
+            f"{len(foreground)} prediction(s) are one foreground class over the whole image: "
+            f"{shown}{more}; is the model degenerate?"
+        )
 
 
 def run_summary(job: InferJob, result: InferResult, seconds: float) -> dict[str, Any]:

@@ -317,9 +317,10 @@ def _rows_of(array: np.ndarray) -> RowReader:
     return lambda a, b: array[..., a:b, :]
 
 
-def _predict(job: InferJob, target: Target, on_band: Callable[[str], None]) -> None:
+def _predict(job: InferJob, target: Target, on_band: Callable[[str], None]) -> int | None:
     """Predict one image and write its TIFFs: whole in memory when it is one band, else
-    band by band through the staging files (resumable)."""
+    band by band through the staging files (resumable). Returns the class of a map that
+    holds one class only (None otherwise)."""
     ensemble, tiles = job.ensemble, job.options.tiles
     height, width = target.shape
     plan = plan_image(ensemble, height, width, tiles)
@@ -345,8 +346,23 @@ def _predict(job: InferJob, target: Target, on_band: Callable[[str], None]) -> N
         float16 = np.dtype(np.float16)
         write_prediction(target.probs, prob_rows, height, width, float16, target.record)
     write_prediction(target.labels, [label_rows], height, width, ensemble.dtype, target.record)
+    only = _only_class(label_rows, height)
     if staging is not None:
         staging.remove()
+    return only
+
+
+def _only_class(label_rows: RowReader, height: int, rows: int = 1024) -> int | None:
+    """The one class a label map holds, or None when it holds several."""
+    low, high = None, None
+    for start in range(0, height, rows):
+        block = label_rows(start, min(start + rows, height))
+        block_low, block_high = int(block.min()), int(block.max())
+        low = block_low if low is None else min(low, block_low)
+        high = block_high if high is None else max(high, block_high)
+        if low != high:
+            return None
+    return low
 
 
 @dataclass(frozen=True)
@@ -357,11 +373,12 @@ class InferResult:
     predicted: int
     kept: int
     tiled: int
+    one_class: list[tuple[str, int]] = field(default_factory=list)  # (sample, its only class)
 
 
 def run(job: InferJob, on_band: Callable[[str], None] = lambda _: None) -> InferResult:
     """Predict every target not done yet, in sample-id order; one row per target."""
-    rows, predicted, tiled = [], 0, 0
+    rows, predicted, tiled, one_class = [], 0, 0, []
     for target in job.targets:
         mode = plan_image(job.ensemble, *target.shape, job.options.tiles).mode
         for path in (target.labels, target.probs):
@@ -371,11 +388,13 @@ def run(job: InferJob, on_band: Callable[[str], None] = lambda _: None) -> Infer
             for _ in range(job.bands(target)):
                 on_band(target.sample_id)
         else:
-            _predict(job, target, on_band)
+            only = _predict(job, target, on_band)
+            if only is not None:
+                one_class.append((target.sample_id, only))
             predicted += 1
         tiled += mode == "tiled"
         rows.append(_row(job, target, mode))
-    return InferResult(rows, predicted, len(job.targets) - predicted, tiled)
+    return InferResult(rows, predicted, len(job.targets) - predicted, tiled, one_class)
 
 
 def _image_column(image: Path, out_dir: Path) -> str:

@@ -20,6 +20,8 @@ from tinyseg_cli.cli.options import (
     Json,
     MissingPolicy,
     Palette,
+    PredClasses,
+    PredPalette,
     Quiet,
     Verbose,
     in_range,
@@ -103,6 +105,8 @@ def overlay(
     ] = None,
     classes: Classes = None,
     palette: Palette = None,
+    pred_classes: PredClasses = None,
+    pred_palette: PredPalette = None,
     ignore_index: IgnoreIndex = 255,
     threshold: Annotated[
         float | None,
@@ -220,6 +224,10 @@ def overlay(
     it (at least 8 pixels, or the object's size), enlarged by nearest neighbour to about
     256 pixels, the object framed in its error colour.
 
+    Truth and prediction must share their class map (as in 'tinyseg score'): a prediction
+    of other classes needs --pred-classes, e.g. '--pred-classes rest,fray' for a
+    one-vs-rest model; --palette maps the truth's colours, --pred-palette the prediction's.
+
     OUT_DIR/index.html is a static page (no script, no network) listing the samples by
     object recall, then pixel F2, both ascending: the worst first. It shows each sample's
     thumbnail, object and pixel counts, and links to its pictures. With --json, the same
@@ -231,18 +239,26 @@ def overlay(
     from tinyseg_cli.metrics.objects import ObjectOptions, parse_match
     from tinyseg_cli.review.sample import ReviewOptions
     from tinyseg_cli.runtime.parallel import default_jobs
+    from tinyseg_cli.scoring.class_maps import predictions_class_map, scored_classes
     from tinyseg_cli.scoring.pairs import CountOptions, classes_of_inputs
 
     console.configure(verbose, quiet)
     rule = parse_match(match)
     check_output_dir(output)
-    class_map = parse_class_map(classes) if classes else classes_of_inputs([truth, pred])
+    class_map, truth_remap = scored_classes(
+        parse_class_map(classes) if classes else classes_of_inputs([truth]),
+        predictions_class_map([pred]),
+        parse_class_map(pred_classes) if pred_classes else None,
+        (truth, pred),
+    )
     options = ReviewOptions(
         counting=CountOptions(
             n_classes=len(class_map) if class_map else None,
             ignore_index=ignore_index,
             threshold=threshold,
             palette=load_palette(palette) if palette else None,
+            pred_palette=load_palette(pred_palette) if pred_palette else None,
+            truth_remap=truth_remap,
         ),
         objects=ObjectOptions(connectivity=connectivity, rule=rule),
         class_names=tuple(class_map.names) if class_map else (),
@@ -258,7 +274,7 @@ def overlay(
             console.warn(f"skipped {len(names)} sample(s) with no {side}: {', '.join(names[:5])}")
     sources = {
         "--image": image, "--truth": truth, "--pred": pred, "--classes": classes,
-        "--palette": palette,
+        "--palette": palette, "--pred-classes": pred_classes, "--pred-palette": pred_palette,
     }  # fmt: skip
     planned = steps.check_run(samples, output, options, force, sources)
     with output_folder(output), steps.removed_on_failure(output, planned):

@@ -18,9 +18,9 @@ from tinyseg_cli.data.samples import Sample, training_rows
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.image_rows import image_size
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.paths import not_a_file
-from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.tables import read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.prep.patches import candidate_tops, valid_patches
@@ -64,12 +64,15 @@ class Survey:
 
 def read_labels(sample: Sample, settings: Settings) -> np.ndarray:
     """The class labels of a sample's mask inside its ROI."""
-    return open_label_map(sample.mask, "truth", palette=settings.palette, roi=sample.roi)[:]
+    mask = open_mask(sample.mask, palette=settings.palette, roi=sample.roi, rule=sample.mask_rule)
+    return mask[:]
 
 
 def survey_sample(sample: Sample, settings: Settings) -> Survey:
     """Validate one sample and count its pixels and candidate patches per class."""
-    label_map = open_label_map(sample.mask, "truth", palette=settings.palette, roi=sample.roi)
+    label_map = open_mask(
+        sample.mask, palette=settings.palette, roi=sample.roi, rule=sample.mask_rule
+    )
     shapes = [image_size(sample.image), label_map.full_shape]
     if shapes[0] != shapes[1]:
         image, mask = ("×".join(map(str, shape)) for shape in shapes)

@@ -19,6 +19,8 @@ from tinyseg_cli.cli.options import (
     MissingPolicy,
     Output,
     Palette,
+    PredClasses,
+    PredPalette,
     Quiet,
     Shard,
     Verbose,
@@ -62,6 +64,7 @@ from tinyseg_cli.io.tables import (
     write_table,
 )
 from tinyseg_cli.runtime.parallel import default_jobs
+from tinyseg_cli.scoring.class_maps import predictions_class_map, scored_classes
 from tinyseg_cli.scoring.pairs import CountOptions, classes_of_inputs
 from tinyseg_cli.scoring.results import (
     ScoreResult,
@@ -150,6 +153,8 @@ def score(
     ] = None,
     classes: Classes = None,
     palette: Palette = None,
+    pred_classes: PredClasses = None,
+    pred_palette: PredPalette = None,
     truth_dim: Annotated[
         str | None,
         typer.Option(
@@ -274,6 +279,13 @@ def score(
     {runs: {n_runs, mean, std, by_run}, empty}. The standard deviation across runs is the
     sample one (n - 1).
 
+    Class maps travel with the inputs (a manifest's metadata, the predictions.parquet of
+    'tinyseg infer'); a prediction whose classes differ from the truth's is refused unless
+    --pred-classes names them, and the truth is then scored in the prediction's classes: a
+    one-vs-rest fray model against a six-class truth is 'tinyseg score --truth split.parquet
+    --pred pred_fray --pred-classes rest,fray' (every other truth class counts as rest).
+    --palette maps the truth's colours only; predictions use --pred-palette.
+
     3D: --truth and --pred may be LAS/LAZ files (a file, folder or glob; a file's scene is
     its stem) or per-point tables (scene, point_index and a label column, such as the
     predictions.parquet of 'tinyseg infer', or its OUT_DIR). Points pair by scene and
@@ -314,7 +326,8 @@ def score(
         {
             "TABLE": tables, "--truth": truth, "--pred": pred,
             "--run": [path for _, path in run_list], "--classes": classes,
-            "--palette": palette, "--label-map": label_map,
+            "--palette": palette, "--label-map": label_map, "--pred-classes": pred_classes,
+            "--pred-palette": pred_palette,
         },
     )  # fmt: skip
     preds = [pred] if pred else [path for _, path in run_list]
@@ -323,11 +336,19 @@ def score(
         objects, connectivity, match, size_bins, objects_out, points=points, counts=counts
     )
     class_map = parse_class_map(classes) if classes else None
-    if class_map is None and not counts:
-        class_map = classes_of_inputs([truth, *preds])
+    truth_remap = None
+    if points and not counts:
+        class_map = class_map or classes_of_inputs([truth, *preds])
+    elif not counts:
+        class_map, truth_remap = scored_classes(
+            class_map or classes_of_inputs([truth]),
+            predictions_class_map(preds),
+            parse_class_map(pred_classes) if pred_classes else None,
+            (str(truth), ", ".join(preds)),
+        )
     point_inputs_ = None
     if points:
-        check_point_usage(split, palette, threshold)
+        check_point_usage(split, palette, threshold, pred_palette, pred_classes)
         point_inputs_, class_map = point_inputs(
             (truth_dim, pred_dim), label_map, class_map, preds, ignore_index,
             missing.value, jobs or default_jobs(), part,
@@ -342,6 +363,8 @@ def score(
             ignore_index=ignore,
             threshold=threshold,
             palette=load_palette(palette) if palette else None,
+            pred_palette=load_palette(pred_palette) if pred_palette else None,
+            truth_remap=truth_remap,
             objects=found_objects,
         )
         count_one = partial(

@@ -54,9 +54,22 @@ def any_point_input(specs: list[str | None]) -> bool:
     return any(is_point_input(spec) for spec in specs)
 
 
-def check_point_usage(split: str | None, palette: str | None, threshold: float | None) -> None:
+def check_point_usage(
+    split: str | None,
+    palette: str | None,
+    threshold: float | None,
+    pred_palette: str | None,
+    pred_classes: str | None,
+) -> None:
     """2D-only options given with 3D inputs: a usage error."""
-    for name, value in (("--split", split), ("--palette", palette), ("--threshold", threshold)):
+    given = {
+        "--split": split,
+        "--palette": palette,
+        "--threshold": threshold,
+        "--pred-palette": pred_palette,
+        "--pred-classes": pred_classes,
+    }
+    for name, value in given.items():
         if value is not None:
             raise typer.BadParameter(f"{name} applies to 2D maps, not to per-point labels")
 

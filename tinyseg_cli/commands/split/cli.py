@@ -4,7 +4,7 @@ leakage check, and nnU-Net's ``splits_final.json`` (SPEC §4.1)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,14 @@ from tinyseg_cli.cli.options import (
     Verbose,
     single_stdout,
 )
+from tinyseg_cli.commands.split.args import (
+    check_usage,
+    folder_layout,
+    ratios_of,
+    region_of,
+    reject_with_check,
+    split_mode,
+)
 from tinyseg_cli.commands.split.manifest import split_table
 from tinyseg_cli.commands.split.nnunet import splits_of, write_splits
 from tinyseg_cli.commands.split.report import (
@@ -38,15 +46,16 @@ from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
 from tinyseg_cli.io.tables import write_table
 from tinyseg_cli.prep.folds import Plan
-from tinyseg_cli.prep.splits import parse_ratios, parse_region
 from tinyseg_cli.runtime.parallel import default_jobs
 
-EXAMPLES = """\
+# MVTec AD's layout: test/<defect>/NNN.png, truth/<defect>/NNN_mask.png, test/good/ without
+FOLDERS = "--mask-suffix _mask --class-from-folder '([^/]+)$' --background-folder good"
+EXAMPLES = f"""\
 Examples:
 
   tinyseg split --from-dir t --masks masks --ratios 0.5,0.5 -o split.parquet
 
-  tinyseg split --from-dir t --masks masks --folds 2 --export-nnunet splits.json
+  tinyseg split --from-dir test --masks truth {FOLDERS} --ratios 0.5,0.5 -o d.parquet
 
   tinyseg split split.parquet --region top:0.25 -o - | tinyseg split --check - --no-group
 """
@@ -83,7 +92,54 @@ def split(
     ] = None,
     masks: Annotated[
         str | None,
-        typer.Option("--masks", help="The masks of --from-dir.", metavar="MASKS"),
+        typer.Option(
+            "--masks",
+            help="The masks of --from-dir: a folder or glob (with --class-from-folder, a "
+            "tree parallel to IMAGES; without it there, each mask lies beside its image).",
+            metavar="MASKS",
+        ),
+    ] = None,
+    class_from_folder: Annotated[
+        str | None,
+        typer.Option(
+            "--class-from-folder",
+            help="One class per folder: IMAGES is searched recursively and each image's class "
+            "is captured by this regular expression from its folder below IMAGES (group 1 or "
+            "(?P<class>…)), e.g. 'MT_([^/]+)' or '([^/]+)$'. Each mask's nonzero pixels are "
+            "that class (column mask_class); the class map is background + the classes found "
+            "in name order, or --classes.",
+            metavar="REGEX",
+        ),
+    ] = None,
+    background_folder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--background-folder",
+            help="A folder of defect-free images (e.g. good, MT_Free): no mask, every pixel "
+            "background. Repeatable.",
+            metavar="NAME",
+        ),
+    ] = None,
+    mask_suffix: Annotated[
+        str,
+        typer.Option(
+            "--mask-suffix",
+            help="A mask is named <image stem><suffix> (MVTec AD: _mask). Masks beside "
+            "their images need it unless the images are JPEG.",
+            metavar="SUFFIX",
+        ),
+    ] = "",
+    mask_threshold: Annotated[
+        int | None,
+        typer.Option(
+            "--mask-threshold",
+            help="Binarise soft masks (0–255 with anti-aliased edges): a pixel >= T is the "
+            "row's class (foreground, class 1, without --class-from-folder). Recorded in "
+            "the table, so every later command reads the masks so.",
+            min=1,
+            max=65535,
+            metavar="T",
+        ),
     ] = None,
     ratios: Annotated[
         str | None,
@@ -226,6 +282,15 @@ def split(
     (absolute ones stay absolute), and absolute when the table goes to stdout. Without -o,
     --export-nnunet or --json only the report is printed.
 
+    A defect set laid out one folder per class becomes one multi-class set with
+    --class-from-folder: magnetic-tile ('tinyseg split --from-dir magnetic_tile
+    --class-from-folder "MT_([^/]+)" --background-folder MT_Free --mask-threshold 128
+    --ratios 0.7,0.15,0.15 -o split.parquet', each mask beside its JPEG image) or MVTec AD
+    (--from-dir test --masks ground_truth --mask-suffix _mask --class-from-folder '([^/]+)$'
+    --background-folder good). No mask is rewritten: the table records each row's class in
+    'mask_class' (and the threshold in its metadata), and every later command reads the
+    masks so. Soft masks (grey edges) without --mask-threshold are refused.
+
     Fold N of a fold table ('tinyseg train --fold N', or '--fold N' here) reads: rows with
     fold N validate, the other rows of folds train, test rows stay out; with a 'val_fold'
     column, fold N's rows test and the rows with val_fold N validate.
@@ -237,17 +302,23 @@ def split(
     """
     console.configure(verbose, quiet)
     if check:
-        _reject_with_check(locals())
+        reject_with_check(locals())
         return _check(manifest, group, no_group, json_)
     if no_group:
-        _usage("goes with --check; to split each sample alone use --group sample_id", "--no-group")
+        raise typer.BadParameter(
+            "goes with --check; to split each sample alone use --group sample_id",
+            param_hint="--no-group",
+        )
     request = SplitRequest(
-        _mode(ratios, folds, region, from_nnunet, manifest),
+        split_mode(ratios, folds, region, from_nnunet, manifest),
         manifest,
         from_dir,
         masks,
-        Plan(_ratios(ratios), folds, val_fraction, stratify, seed),
-        _region(region),
+        folder_layout(from_dir, masks, class_from_folder, background_folder, mask_suffix),
+        mask_suffix,
+        mask_threshold,
+        Plan(ratios_of(ratios), folds, val_fraction, stratify, seed),
+        region_of(region),
         test_ids,
         group,
         fold,
@@ -258,7 +329,7 @@ def split(
         ignore_index,
         jobs or default_jobs(),
     )
-    _check_usage(request, no_counts)
+    check_usage(request, no_counts)
     single_stdout(output=output, json=json_, export_nnunet=export_nnunet)
     check_outputs(
         {"-o": output, "--export-nnunet": export_nnunet},
@@ -276,6 +347,7 @@ def split(
             "classes": result.class_map.to_metadata() if result.class_map else None,
             "ignore_index": ignore_index,
             "split": result.record,
+            "masks": result.manifest.metadata.get("masks"),
         }
         write_table(split_table(result.manifest, result.assignment, output), output, metadata)
     if export_nnunet is not None:
@@ -288,23 +360,6 @@ def split(
         typer.echo(json.dumps(summary, indent=2))
     if not console.STATE.quiet:
         _print_report(summaries, names, result.record)
-
-
-def _reject_with_check(given: dict[str, Any]) -> None:
-    """--check reads a table and checks it: options that make or write a split are errors."""
-    making = [
-        "from_dir", "masks", "ratios", "folds", "val_fraction", "fold", "region",
-        "test_ids", "from_nnunet", "export_nnunet", "output",
-    ]  # fmt: skip
-    used = [name for name in making if given[name] is not None]
-    used += [name for name in ("stratify", "no_counts") if given[name]]
-    if used:
-        flag = "--" + used[0].replace("_", "-")
-        raise typer.BadParameter(f"{flag} cannot be used with --check", param_hint="--check")
-    if given["manifest"] is None:
-        raise typer.BadParameter("--check needs the TABLE to check", param_hint="--check")
-    if given["group"] is not None and given["no_group"]:
-        raise typer.BadParameter("--no-group cannot be used with --group", param_hint="--no-group")
 
 
 def _check(table: str, group: str | None, no_group: bool, json_: bool) -> None:
@@ -324,84 +379,6 @@ def _check(table: str, group: str | None, no_group: bool, json_: bool) -> None:
             f"OK: {result.rows} rows, {grouping} no sample or image+ROI twice; {parts}",
             markup=False,
         )
-
-
-def _mode(
-    ratios: str | None,
-    folds: int | None,
-    region: str | None,
-    from_nnunet: str | None,
-    manifest: str | None,
-) -> str:
-    """ratios, folds, region, nnunet, or keep (a table's own split, for --fold/--export)."""
-    given = {
-        "ratios": ratios is not None,
-        "folds": folds is not None,
-        "region": region is not None,
-        "nnunet": from_nnunet is not None,
-    }
-    chosen = [mode for mode, on in given.items() if on]
-    if len(chosen) > 1:
-        flags = {"ratios": "--ratios", "folds": "--folds", "region": "--region"}
-        named = [flags.get(mode, "--from-nnunet") for mode in chosen]
-        raise typer.BadParameter(f"choose one of {' and '.join(named)}")
-    if chosen:
-        return chosen[0]
-    if manifest is None:
-        raise typer.BadParameter(
-            "choose a mode: --ratios, --folds, --region or --from-nnunet (or --check TABLE)"
-        )
-    return "keep"
-
-
-def _check_usage(request: SplitRequest, no_counts: bool) -> None:
-    """Options that do not go together: usage errors before any file is read."""
-    mode, plan = request.mode, request.plan
-    sources = [request.manifest is not None, request.from_dir is not None]
-    if request.masks is not None and request.from_dir is None:
-        _usage("--masks goes with --from-dir IMAGES", "--masks")
-    if request.from_dir is not None and request.masks is None:
-        _usage("--from-dir IMAGES needs --masks MASKS", "--from-dir")
-    if all(sources) or not any(sources):
-        _usage("give a MANIFEST or --from-dir IMAGES --masks MASKS (one of them)")
-    if plan.ratios and len(plan.ratios) == 3 and request.test_ids is not None:
-        _usage("with --test-ids the test split is the named groups: give TRAIN,VAL", "--ratios")
-    if plan.val_fraction is not None and not 0 < plan.val_fraction < 1:
-        _usage(f"{plan.val_fraction:g} is not between 0 and 1", "--val-fraction")
-    if plan.val_fraction is not None and mode != "folds":
-        _usage("needs --folds", "--val-fraction")
-    if request.fold is not None and mode not in ("folds", "keep", "nnunet"):
-        _usage("needs --folds (or a MANIFEST with a fold column)", "--fold")
-    if request.fold is not None and plan.folds is not None and request.fold >= plan.folds:
-        _usage(f"{request.fold} is not one of the folds 0..{plan.folds - 1}", "--fold")
-    if request.test_ids is not None and mode in ("nnunet", "keep"):
-        _usage("needs --ratios, --folds or --region", "--test-ids")
-    if plan.stratify and mode not in ("ratios", "folds"):
-        _usage("needs --ratios or --folds", "--stratify")
-    if plan.stratify and no_counts:
-        _usage("needs the class counts of the masks: drop --no-counts", "--stratify")
-
-
-def _usage(message: str, option: str | None = None) -> NoReturn:
-    raise typer.BadParameter(message, param_hint=option)
-
-
-def _ratios(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return parse_ratios(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--ratios") from None
-
-
-def _region(text: str | None) -> tuple[str, float] | None:
-    if text is None:
-        return None
-    try:
-        return parse_region(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--region") from None
 
 
 def _print_report(summaries: list[PartSummary], class_map: ClassMap, settings: dict) -> None:

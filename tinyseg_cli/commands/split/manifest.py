@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tinyseg_cli.commands.split.folders import FolderLayout, discover
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.masks import (
+    MASK_CLASS_COLUMN,
+    MASKS_METADATA,
+    MaskRule,
+    mask_rules,
+    open_mask,
+)
 from tinyseg_cli.io.paths import check_storable
-from tinyseg_cli.io.rasters import Roi, open_label_map
+from tinyseg_cli.io.rasters import Roi
 from tinyseg_cli.io.sources import ROI_COLUMNS, MapRef, manifest_maps, resolve_maps
-from tinyseg_cli.io.tables import read_table, resolve_table_path, table_metadata
+from tinyseg_cli.io.tables import read_table, resolve_table_path, table_metadata, with_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.prep.folds import Assignment
 from tinyseg_cli.prep.splits import region_rois
@@ -56,8 +64,9 @@ def read_manifest(spec: str) -> Manifest:
     if table.num_rows == 0:
         raise TinysegError(f"{name}: manifest has no rows")
     refs = list(manifest_maps(table, spec).values())
+    maskless = {row for row, ref in enumerate(refs) if ref.rule is not None and ref.rule.absent}
     paths = {
-        column: _resolved(table, column, spec, name)
+        column: _resolved(table, column, spec, name, maskless if column == "mask" else set())
         for column in PATH_COLUMNS
         if column in table.column_names
     }
@@ -65,18 +74,29 @@ def read_manifest(spec: str) -> Manifest:
     return Manifest(table, name, refs, paths, class_map_from_metadata(metadata), metadata)
 
 
-def _resolved(table: pa.Table, column: str, spec: str, name: str) -> list[Path | None]:
+def _resolved(
+    table: pa.Table, column: str, spec: str, name: str, may_be_empty: set[int]
+) -> list[Path | None]:
     values = table[column].to_pylist()
     for row, value in enumerate(values):
-        if value is None and column in REQUIRED_PATHS:
+        if value is None and column in REQUIRED_PATHS and row not in may_be_empty:
             raise TinysegError(f"{name}: row {row}: empty {column}")
     return [None if v is None else resolve_table_path(str(v), spec) for v in values]
 
 
-def manifest_from_dirs(images: str, masks: str) -> tuple[Manifest, list[str], list[str]]:
-    """A manifest of the images and masks with the same stem; also the unmatched stems of
-    each side. An error when no stem matches."""
+def manifest_from_dirs(
+    images: str, masks: str, mask_suffix: str = ""
+) -> tuple[Manifest, list[str], list[str]]:
+    """A manifest of the images and masks with the same stem (a mask's stem ending in
+    ``mask_suffix``, which is dropped); also the unmatched stems of each side. An error when
+    no stem matches."""
     image_maps, mask_maps = resolve_maps(images, images=True), resolve_maps(masks)
+    if mask_suffix:
+        mask_maps = {
+            stem[: -len(mask_suffix)]: ref
+            for stem, ref in mask_maps.items()
+            if stem.endswith(mask_suffix) and len(stem) > len(mask_suffix)
+        }
     common = sorted(image_maps.keys() & mask_maps.keys())
     if not common:
         raise TinysegError(
@@ -106,12 +126,76 @@ def manifest_from_dirs(images: str, masks: str) -> tuple[Manifest, list[str], li
     )
 
 
+def manifest_from_folders(
+    layout: FolderLayout, classes: ClassMap | None, threshold: int | None
+) -> tuple[Manifest, list[str]]:
+    """A manifest of a folder-per-class set (:mod:`~tinyseg_cli.commands.split.folders`):
+    ``mask`` null for background images, ``mask_class`` the class of each mask; also the
+    images of class folders left out for want of a mask."""
+    found = discover(layout, classes)
+    rows = found.rows
+    images = [row.image for row in rows]
+    masks = [row.mask for row in rows]
+    labels = [found.class_map.index(row.class_name) for row in rows]
+    table = pa.table(
+        {
+            "sample_id": pa.array([row.sample_id for row in rows], pa.string()),
+            "image": pa.array([str(p) for p in images], pa.string()),
+            "mask": pa.array([None if m is None else str(m) for m in masks], pa.string()),
+            MASK_CLASS_COLUMN: pa.array(labels, pa.int32()),
+        }
+    )
+    refs = [
+        MapRef(row.sample_id, row.mask or row.image, None, str(row.image), rule)
+        for row, rule in zip(rows, _rules(labels, masks, threshold), strict=True)
+    ]
+    metadata = {MASKS_METADATA: {"threshold": threshold}} if threshold else {}
+    manifest = Manifest(
+        table,
+        str(layout.images),
+        refs,
+        {"image": images, "mask": masks},  # type: ignore[dict-item]
+        found.class_map,
+        metadata,
+    )
+    return manifest, found.without_mask
+
+
+def _rules(labels: list[int], masks: list[Path | None], threshold: int | None) -> list[MaskRule]:
+    return [
+        MaskRule(label, threshold, absent=mask is None)
+        for label, mask in zip(labels, masks, strict=True)
+    ]
+
+
+def binarised(manifest: Manifest, threshold: int) -> Manifest:
+    """``--mask-threshold`` on a manifest whose masks are soft one-class masks: pixels at or
+    above ``threshold`` are the row's ``mask_class`` (1, foreground, where none is given)."""
+    table = manifest.table
+    if MASK_CLASS_COLUMN not in table.column_names:
+        ones = pa.array([1] * table.num_rows, pa.int32())
+        table = table.append_column(MASK_CLASS_COLUMN, ones)
+    metadata = {**manifest.metadata, MASKS_METADATA: {"threshold": threshold}}
+    table = with_metadata(table, {MASKS_METADATA: metadata[MASKS_METADATA]})
+    rules = mask_rules(table, manifest.name)
+    refs = [
+        replace(ref, rule=rule or MaskRule(1, threshold))
+        for ref, rule in zip(manifest.refs, rules, strict=True)
+    ]
+    class_map = manifest.class_map or ClassMap(("background", "foreground"))
+    return replace(manifest, table=table, refs=refs, class_map=class_map, metadata=metadata)
+
+
 def check_files(manifest: Manifest) -> None:
-    """Every image and mask of every row is a file, before any work starts (SPEC §9)."""
+    """Every image and mask of every row is a file, before any work starts (SPEC §9); a
+    row without a mask is all background (``mask_class`` 0)."""
     for column, paths in manifest.paths.items():
         if column not in REQUIRED_PATHS:
             continue
         for row, path in enumerate(paths):
+            rule = manifest.refs[row].rule
+            if column == "mask" and path is None and rule is not None and rule.absent:
+                continue
             if path is None or not path.is_file():
                 found = "is a folder, expected a file" if path and path.is_dir() else "no such file"
                 raise TinysegError(
@@ -177,7 +261,8 @@ def region_rows(
         table = table.append_column(column, pa.array([w[i] for w in windows], pa.int64()))
     table = table.append_column("region", pa.array(names, pa.string()))
     refs = [
-        MapRef(i, manifest.refs[r].path, w) for i, r, w in zip(ids, source, windows, strict=True)
+        replace(manifest.refs[r], sample_id=i, roi=w, origin=None)
+        for i, r, w in zip(ids, source, windows, strict=True)
     ]
     paths = {column: [paths[r] for r in source] for column, paths in manifest.paths.items()}
     expanded = Manifest(table, manifest.name, refs, paths, manifest.class_map, manifest.metadata)
@@ -196,7 +281,7 @@ def _region_windows(
 ) -> tuple[list[Roi], list[np.ndarray]]:
     """The ROIs one row becomes (its region and rest, or itself) and their class counts."""
     ref, whole = item
-    mask = open_label_map(ref.path, "truth", palette=options.palette, roi=ref.roi)
+    mask = open_mask(ref.path, palette=options.palette, roi=ref.roi, rule=ref.rule)
     y0, x0 = ref.roi[:2] if ref.roi else (0, 0)
     height, width = mask.shape
     roi = (y0, x0, y0 + height, x0 + width)

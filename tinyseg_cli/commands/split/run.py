@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from tinyseg_cli.commands.split.folders import FolderLayout
 from tinyseg_cli.commands.split.manifest import (
     ASSIGNMENT_COLUMNS,
     Manifest,
+    binarised,
     check_files,
     count_rows,
     group_keys,
     manifest_from_dirs,
+    manifest_from_folders,
     read_manifest,
     region_rows,
 )
@@ -52,6 +55,9 @@ class SplitRequest:
     manifest: str | None = None
     from_dir: str | None = None
     masks: str | None = None
+    folders: FolderLayout | None = None  # --class-from-folder / --background-folder
+    mask_suffix: str = ""
+    mask_threshold: int | None = None
     plan: Plan = field(default_factory=Plan)
     region: tuple[str, float] | None = None
     test_ids: str | None = None  # 'a,b' or a file of ids
@@ -103,12 +109,14 @@ def make_split(request: SplitRequest, progress: Progress, warn: Warn) -> SplitRe
             source, assignment, counts, rows = region_rows(
                 source, side, fraction, whole, options, request.count, request.jobs, advance
             )
+        _check_numbered(source, counts, class_map)
         keys = [keys[row] for row in rows]
     else:
         counts = None
         if request.count:
             with progress(f"counting {source.name}", len(keys)) as advance:
                 counts = count_rows(source.refs, options, request.jobs, advance)
+            _check_numbered(source, counts, class_map)
         assignment = _assignment(request, source, keys, held, counts, warn)
     if request.fold is not None:
         assignment = select_fold(assignment, request.fold)
@@ -123,16 +131,49 @@ def make_split(request: SplitRequest, progress: Progress, warn: Warn) -> SplitRe
 
 def _open_source(request: SplitRequest, warn: Warn) -> tuple[Manifest, list[str]]:
     """The manifest to split, and the inputs to record in the provenance."""
+    threshold = request.mask_threshold
+    if request.folders is not None:
+        source, without_mask = manifest_from_folders(request.folders, request.class_map, threshold)
+        _left_out(warn, "image(s) of class folders without a mask", without_mask)
+        inputs = [str(request.folders.images)]
+        return source, inputs + ([str(request.folders.masks)] if request.folders.masks else [])
     if request.from_dir is None or request.masks is None:
         assert request.manifest is not None
-        return read_manifest(request.manifest), [request.manifest]
-    source, images_only, masks_only = manifest_from_dirs(request.from_dir, request.masks)
-    unmatched = {"image(s) without a mask": images_only, "mask(s) without an image": masks_only}
-    for what, names in unmatched.items():
-        if names:
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            warn(f"{len(names)} {what}, left out: {', '.join(names[:5])}{more}")
-    return source, [request.from_dir, request.masks]
+        source, inputs = read_manifest(request.manifest), [request.manifest]
+    else:
+        source, images_only, masks_only = manifest_from_dirs(
+            request.from_dir, request.masks, request.mask_suffix
+        )
+        _left_out(warn, "image(s) without a mask", images_only)
+        _left_out(warn, "mask(s) without an image", masks_only)
+        inputs = [request.from_dir, request.masks]
+    return (source if threshold is None else binarised(source, threshold)), inputs
+
+
+def _left_out(warn: Warn, what: str, names: list[str]) -> None:
+    if names:
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warn(f"{len(names)} {what}, left out: {', '.join(names[:5])}{more}")
+
+
+# Without a class map, classes are numbered up to the largest label found; a mask with more
+# values than this is grey levels (soft 0–255 edges), not that many unnamed classes.
+MAX_NUMBERED = 32
+
+
+def _check_numbered(
+    source: Manifest, counts: np.ndarray | None, class_map: ClassMap | None
+) -> None:
+    """Refuse soft masks taken for a many-class problem: labels up to 254 (255 is the ignore
+    index) and no class map naming them."""
+    if class_map is not None or counts is None or counts.shape[1] <= MAX_NUMBERED:
+        return
+    present = np.flatnonzero(counts.sum(axis=0))
+    raise TinysegError(
+        f"{source.name}: masks hold {present.size} distinct labels up to {int(present[-1])} "
+        "and no class map names them: soft 0–255 masks? binarise them with --mask-threshold "
+        "128 (pixels >= 128 are foreground), or name the classes with --classes"
+    )
 
 
 def group_column(source: Manifest, group: str | None, mode: str) -> str | None:

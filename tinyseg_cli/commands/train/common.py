@@ -56,6 +56,45 @@ def validation_of(
     return Validation(summary, select, None if np.isnan(value) else float(value))
 
 
+def predicted_and_truth(validation: Validation) -> dict[str, list[int]]:
+    """Per class, the pixels (voxels) a validation pass predicted and the truth holds."""
+    counts = validation.summary.counts
+    return {
+        "predicted": [int(v) for v in counts["tp"] + counts["fp"]],
+        "truth": [int(v) for v in counts["tp"] + counts["fn"]],
+    }
+
+
+# A model that puts one class on this share of the validation pixels, where the truth does
+# not, has learnt that class and nothing else (a short run's "everything is break").
+DEGENERATE_SHARE = 0.95
+
+
+def degenerate_prediction(
+    predicted: Sequence[int], truth: Sequence[int], names: Sequence[str], unit: str = "pixels"
+) -> str | None:
+    """Why a model's validation predictions look degenerate, or None: one class on >= 95 %
+    of the validation pixels where the truth has less of it, or no background at all."""
+    total, truth_total = sum(predicted), sum(truth)
+    if not total or not truth_total:
+        return None
+    top = max(range(len(predicted)), key=lambda c: predicted[c])
+    share, truth_share = predicted[top] / total, truth[top] / truth_total
+    if share >= DEGENERATE_SHARE and truth_share < DEGENERATE_SHARE:
+        return (
+            f"predicts {names[top]} on {share:.1%} of the validation {unit}, where the truth "
+            f"has {truth_share:.1%}: a degenerate model (train longer, or check the loss and "
+            "class weights)"
+        )
+    if predicted[0] == 0 and truth[0] > 0:
+        return (
+            f"never predicts {names[0]}, which is {truth[0] / truth_total:.1%} of the "
+            f"validation {unit}: a degenerate model (train longer, or check the loss and "
+            "class weights)"
+        )
+    return None
+
+
 def run_class_map(options: TrainOptions, metadata: dict[str, Any], missing: str) -> ClassMap:
     """``--classes``, else the class map the input's metadata carries; ``missing`` is the
     error when it carries none."""

@@ -19,7 +19,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from tinyseg_cli.commands.train.common import Validation
+from tinyseg_cli.commands.train.common import (
+    Validation,
+    degenerate_prediction,
+    predicted_and_truth,
+)
 from tinyseg_cli.commands.train.config import TrainOptions
 from tinyseg_cli.commands.train.log import TrainLog
 from tinyseg_cli.commands.train.modality import Modality, modality_of
@@ -63,6 +67,8 @@ class Position:
     batch: int = 0
     best: float | None = None
     best_step: int | None = None
+    # per class, pixels (voxels) the best checkpoint predicted on the val split, and truth
+    best_counts: dict[str, list[int]] | None = None
     loader_seconds: float = 0.0
     step_seconds: float = 0.0
     history: list[float] = field(default_factory=list)
@@ -199,6 +205,7 @@ class Trainer:
             batch=int(state["batch"]),
             best=state.get("best"),
             best_step=state.get("best_step"),
+            best_counts=state.get("best_counts"),
         )
         self.log = TrainLog.read(
             self.run_dir / "log.parquet", self.log.class_names, checkpoint.step
@@ -285,6 +292,13 @@ class Trainer:
         self.save_last()
         if self.dist.is_main and not (self.run_dir / "best.pt").exists():
             self._save("best.pt")  # no validation ran: the last weights are the best known
+        counts = self.position.best_counts
+        if self.dist.is_main and counts is not None:
+            warning = degenerate_prediction(
+                counts["predicted"], counts["truth"], self.plan.class_map.names, self.modality.unit
+            )
+            if warning:
+                hooks.on_message(f"best.pt (step {self.position.best_step}) {warning}")
 
     def _epoch(self, patches: Sequence[Any], hooks: Hooks, interrupt: dict[str, bool]) -> bool:
         o = self.plan.options
@@ -341,6 +355,7 @@ class Trainer:
             )
             if improved:
                 self.position.best, self.position.best_step = result.score, self.position.step
+                self.position.best_counts = predicted_and_truth(result)
                 self._save("best.pt")
             hooks.on_validation(self.position.step, result, improved)
         self.dist.barrier()
@@ -362,6 +377,7 @@ class Trainer:
             "batch": p.batch,
             "best": p.best,
             "best_step": p.best_step,
+            "best_counts": p.best_counts,
         }
         checkpoint = Checkpoint(self.config, self.model.state_dict(), p.step, p.epoch, state)
         save_checkpoint(self.run_dir / name, checkpoint)

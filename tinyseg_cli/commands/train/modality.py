@@ -29,6 +29,7 @@ class Modality(Protocol):
     """The interface :class:`~tinyseg_cli.commands.train.loop.Trainer` trains through."""
 
     options: TrainOptions
+    unit: str  # what validation counts: pixels, voxels
     amp: bool  # whether bfloat16 autocast may run the forward pass on GPU
     collate: Callable[[list[Any]], Any] | None  # None: the DataLoader's default
 

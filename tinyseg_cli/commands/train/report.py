@@ -19,7 +19,7 @@ def run_summary(trainer: Trainer) -> dict[str, Any]:
     return {
         "run_dir": str(trainer.run_dir),
         "steps": p.step,
-        "epochs": p.epoch,
+        "epochs": p.epoch + (p.batch > 0),  # an epoch that --iterations ended inside counts
         "select": trainer.plan.options.select,
         "best": p.best,
         "best_step": p.best_step,

@@ -171,6 +171,12 @@ def run_with_progress(trainer: Trainer, dist: Any, label: str = "train") -> None
             mark = "  [green]best[/]" if best else ""
             bar.console.print(f"{label} step {step}: val {result.select} = {score}{mark}")
 
-    hooks = Hooks(on_start=on_start, on_step=on_step, on_validation=on_validation)
+    def on_message(text: str) -> None:
+        if dist.is_main:
+            console.warn(text)
+
+    hooks = Hooks(
+        on_start=on_start, on_step=on_step, on_validation=on_validation, on_message=on_message
+    )
     with bar:
         trainer.run(hooks)

@@ -20,6 +20,7 @@ from tinyseg_cli.errors import TinysegError
 class ImageModality:
     """2D images: patches of the split manifest's images (SPEC §4.5)."""
 
+    unit = "pixels"
     amp = True
     collate = None
 

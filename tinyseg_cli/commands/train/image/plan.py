@@ -18,8 +18,8 @@ from tinyseg_cli.data.samples import Sample, split_rows
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap, binary_class_map
 from tinyseg_cli.io.images import read_image
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.io.palette import Palette, load_palette
-from tinyseg_cli.io.rasters import open_label_map
 from tinyseg_cli.io.tables import integer_column, read_table, table_metadata
 from tinyseg_cli.metrics.counts import LabelOutOfRange, label_counts
 from tinyseg_cli.models import IMAGENET_MEAN, IMAGENET_STD
@@ -132,14 +132,14 @@ def inspect_sample(
     """Check one sample (image and mask agree, labels in the class map) and measure it."""
     image = read_image(sample.image, channels)
     full = image.shape[:2]
-    mask = open_label_map(sample.mask, "truth", palette=palette)
+    mask = open_mask(sample.mask, palette=palette, rule=sample.mask_rule)
     if tuple(mask.shape) != tuple(full):
         raise TinysegError(
             f"{sample.mask}: mask of {mask.shape[0]}×{mask.shape[1]} but image "
             f"{sample.image.name} is {full[0]}×{full[1]} (sample {sample.sample_id!r})"
         )
     if sample.roi is not None:
-        mask = open_label_map(sample.mask, "truth", palette=palette, roi=sample.roi)
+        mask = open_mask(sample.mask, palette=palette, roi=sample.roi, rule=sample.mask_rule)
         y0, x0, y1, x1 = sample.roi
         image = image[y0:y1, x0:x1]
     try:

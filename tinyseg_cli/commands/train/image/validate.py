@@ -13,13 +13,15 @@ from tinyseg_cli.commands.train.image.plan import TrainPlan
 from tinyseg_cli.data.datasets import targets
 from tinyseg_cli.inference.predict import predict_labels
 from tinyseg_cli.io.images import read_image
-from tinyseg_cli.io.rasters import open_label_map
+from tinyseg_cli.io.masks import open_mask
 from tinyseg_cli.metrics.counts import confusion_matrix
 
 
 def truth_labels(plan: TrainPlan, sample: Any) -> np.ndarray:
     """The val mask inside its ROI, mapped one-vs-rest for a binary model."""
-    mask = open_label_map(sample.mask, "truth", palette=plan.labelling.palette, roi=sample.roi)
+    mask = open_mask(
+        sample.mask, palette=plan.labelling.palette, roi=sample.roi, rule=sample.mask_rule
+    )
     return targets(mask[0 : mask.shape[0]], plan.labelling)
 
 

@@ -27,6 +27,7 @@ from tinyseg_cli.models.build import SPARSE_UNET
 class VoxelModality:
     """3D voxels: tiles of a voxel table."""
 
+    unit = "voxels"
     amp = False  # the sparse backends scatter into float32 buffers: no bfloat16 forward
     collate = staticmethod(collate_tiles)
 
