@@ -164,7 +164,7 @@ def test_resample_output_on_its_manifest(refused, data):
 
 
 def test_split_table_and_nnunet_export_on_one_file(refused, data):
-    out = data / "x"
+    out = data / "x.parquet"  # a table's name: -o refuses a file not named .parquet
     refused(
         2,
         ("--export-nnunet", "same file"),

@@ -83,11 +83,12 @@ def checkpoint(root: Path) -> Path:
 def command(name: str, table: Path, root: Path) -> list[str | Path]:
     """``name`` reading the manifest ``table``, writing under ``root``."""
     classes = ("--classes", ",".join(CLASSES))
+    out = root / "o.parquet"
     return {
-        "score": ["score", "--truth", table, "--pred", root / "masks", *classes, "-o", root / "o"],
-        "classweights": ["classweights", table, "--scheme", "icf", *classes, "-o", root / "o"],
-        "resample": ["resample", table, "--strategy", "random", "--size", "8", "-o", root / "o"],
-        "split": ["split", table, "--ratios", "0.5,0.5", "-o", root / "o.parquet"],
+        "score": ["score", "--truth", table, "--pred", root / "masks", *classes, "-o", out],
+        "classweights": ["classweights", table, "--scheme", "icf", *classes, "-o", out],
+        "resample": ["resample", table, "--strategy", "random", "--size", "8", "-o", out],
+        "split": ["split", table, "--ratios", "0.5,0.5", "-o", out],
         "infer": ["infer", "-c", root / "model.pt", table, "--split", "val", "-o", root / "out"],
         "train": ["train", table, *NET, *classes, "-o", root / "run"],
         "tune-oii": ["tune-oii", table, *NET, *classes, "--loss", "tversky", "-o", root / "tune"],
@@ -302,13 +303,13 @@ OPTION_CASES = [
 
 def option_command(name: str, root: Path) -> list[str | Path]:
     """``name`` on good inputs, without the option under test."""
-    table = root / "m.parquet"
+    table, out = root / "m.parquet", root / "o.parquet"
     return {
         "train": ["train", table, *NET, "-o", root / "run"],
         "tune-oii": ["tune-oii", table, *NET, "--loss", "tversky", "-o", root / "tune"],
-        "score": ["score", "--truth", root / "masks", "--pred", root / "masks", "-o", root / "o"],
+        "score": ["score", "--truth", root / "masks", "--pred", root / "masks", "-o", out],
         "infer": ["infer", "-c", root / "model.pt", root / "images", "-o", root / "out"],
-        "resample": ["resample", table, "--size", "8", "-o", root / "o"],  # + --strategy
+        "resample": ["resample", table, "--size", "8", "-o", root / "o.parquet"],  # + --strategy
         "split": ["split", table, "-o", root / "o.parquet"],
     }[name]
 

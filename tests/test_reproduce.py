@@ -107,3 +107,34 @@ def test_sparse_aspp_smoke(tmp_path: Path):
     for label in ("U-Net, wCE", "+ ASPP, wCE", "+ ASPP, weighted Dice"):
         assert f"| {label} | 2 |" in results  # mean ± std over the 2 seeds
         assert f"| {label}: seed0 | 1 |" in results and f"| {label}: seed1 | 1 |" in results
+
+
+def test_resampling_ovr_smoke_on_a_class_per_folder_set(tmp_path: Path):
+    """magnetic_tile's layout (MT_<class>/Imgs/<stem>.jpg beside a soft <stem>.png, MT_Free
+    without defects): split by folder classes, one-vs-rest models of every defect class
+    fused, and the multi-class model trained alike."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mt"
+    for folder, count in (("MT_Dent", 4), ("MT_Hole", 4), ("MT_Free", 4)):
+        for k in range(count):
+            stem = tmp_path / "mt" / folder / "Imgs" / f"{folder[3:].lower()}{k}"
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(60, 200, (64, 64), np.uint8)).save(f"{stem}.jpg")
+            mask = np.zeros((64, 64), np.uint8)
+            if folder != "MT_Free":
+                y, x = rng.integers(4, 56, 2)
+                mask[y : y + 6, x : x + 6] = 255
+                mask[y - 1, x : x + 6] = 90  # a soft edge, binarised at 128
+            Image.fromarray(mask).save(f"{stem}.png")
+    choices = (
+        "STRATEGIES=equal-samples", "LOSSES=wce", "SCHEMES=iscf", "SEEDS=0", "RARE=Hole",
+        "FOREGROUND=Dent Hole",
+    )  # fmt: skip
+    results = run_make("resampling-ovr.mk", tmp_path, data, *choices).read_text()
+    assert "by image 70/15/15, stratified by class presence" in results
+    assert "| one-vs-rest (Dent Hole) | 1 |" in results
+    assert "| one multi-class model | 1 |" in results
+    assert "recall Dent" in results and "recall Hole" in results

@@ -95,11 +95,13 @@ def test_hand_computed_voxels(cli, hand: Path, tmp_path: Path):
     assert voxels.schema.field("vx").type == pa.int32()
     assert voxels.schema.field("label").type == pa.int16()
     assert voxels.schema.field("x").type == pa.float32()
+    # no --label-map: the ASPRS codes present, 2 (ground) and 6 (building), are classes 0, 1
+    assert table_metadata(voxels)["classes"] == ["ground", "building"]
     assert rows(voxels, "scene", "tile", "vx", "vy", "vz", "label", "n_points") == [
-        ("hand", 0, 0, 0, 0, 2, 3),
-        ("hand", 0, 1, 0, 0, 6, 2),  # 1:1 tie -> the rarer class
-        ("hand", 1, 2, 3, 2, 6, 1),
-        ("hand", 1, 9, 9, 3, 2, 1),
+        ("hand", 0, 0, 0, 0, 0, 3),
+        ("hand", 0, 1, 0, 0, 1, 2),  # 1:1 tie -> the rarer class
+        ("hand", 1, 2, 3, 2, 1, 1),
+        ("hand", 1, 9, 9, 3, 0, 1),
     ]
     np.testing.assert_allclose(voxels["x"].to_numpy(), [0.2, 1.55, 2.5, 9.0], atol=1e-6)
     np.testing.assert_allclose(voxels["y"].to_numpy(), [0.2, 0.55, 3.5, 9.0], atol=1e-6)
@@ -117,12 +119,12 @@ def test_rare_first_keeps_the_rare_class(cli, hand: Path, tmp_path: Path):
     result = cli(*args, "-o", out, "--json")
     assert result.exit_code == 0, result.output
     voxels, _ = tables(out)
-    assert voxels["label"].to_pylist() == [6, 6, 6, 2]
-    by_label = {row["label"]: row for row in json.loads(result.stdout)["classes"]}
-    # class 6: 3 points, all in voxels labelled 6; class 2: points 0, 1, 3 are not
+    assert voxels["label"].to_pylist() == [1, 1, 1, 0]  # building (code 6) is class 1
+    by_label = {row["code"]: row for row in json.loads(result.stdout)["classes"]}
+    # code 6: 3 points, all in voxels labelled 6; code 2: points 0, 1, 3 are not
     assert (by_label[6]["points"], by_label[6]["voxels"], by_label[6]["share_kept"]) == (3, 3, 1)
     assert (by_label[2]["points"], by_label[2]["voxels"], by_label[2]["kept"]) == (4, 1, 1)
-    assert table_metadata(voxels)["voxelize"]["rarest_first"] == [6, 2]
+    assert table_metadata(voxels)["voxelize"]["rarest_first"] == [1, 0]
 
 
 def test_overlapping_tiles_give_one_point_row_per_tile(cli, hand: Path, tmp_path: Path):
@@ -150,7 +152,7 @@ def test_min_points_drops_small_tiles(cli, hand: Path, tmp_path: Path):
     voxels, points = tables(out)
     assert set(voxels["tile"].to_pylist()) == {0}
     assert points["point_index"].to_pylist() == [0, 1, 2, 3, 4]
-    by_label = {row["label"]: row for row in summary["classes"]}
+    by_label = {row["code"]: row for row in summary["classes"]}
     # point 2 is outvoted (majority), point 4 wins a tie, point 5's tile was dropped
     assert by_label[6]["share_kept"] == pytest.approx(1 / 3)
 
@@ -417,10 +419,10 @@ def test_lidar_hd_crop(cli, tmp_path: Path):
     voxels, points = tables(out)
     assert sorted(points["point_index"].to_pylist()) == list(range(int(keep.sum())))
     assert {"red", "green", "blue", "intensity"} <= set(voxels.column_names)
-    found = {row["label"]: row["points"] for row in summary["classes"]}
+    found = {row["code"]: row["points"] for row in summary["classes"]}
     values, counts = np.unique(codes, return_counts=True)
     assert found == dict(zip(values.tolist(), counts.tolist(), strict=True))
-    rarest = min(summary["classes"], key=lambda row: (row["points"], row["label"]))
+    rarest = min(summary["classes"], key=lambda row: (row["points"], row["code"]))
     assert rarest["share_kept"] == 1.0  # rare-first: the rarest class is never voted away
 
 

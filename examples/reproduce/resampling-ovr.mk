@@ -1,26 +1,44 @@
 # The battery-foil thesis: how patch resampling, one-vs-rest models and class weights change
-# what a baseline U-Net (32 maps first) finds, and how stable the result is. Region split: the
-# top third of every image validates. (1) resampling: equal samples per class, the rarest
-# class oversampled, equal pixels per class; (2) wCE and focal loss with ICF against ISCF
-# weights; (3) one binary model per foreground class, fused; (4) stability: the standard
-# deviation over the late checkpoints of one training (PSoI) and over trainings with
-# different seeds (PSoMT). TPR, FPR and precision per class.
+# what a baseline U-Net (32 maps first) finds, and how stable the result is. (1) resampling:
+# equal samples per class, the rarest class oversampled, equal pixels per class; (2) wCE and
+# focal loss with ICF against ISCF weights; (3) one binary model per foreground class, fused,
+# against one multi-class model trained alike; (4) stability: the standard deviation over
+# the late checkpoints of one training (PSoI) and over trainings with different seeds
+# (PSoMT). TPR, FPR and precision per class.
+#
+# Data: magnetic_tile as a six-class set by default (../shared/data/magnetic_tile: five
+# defect folders, and 100 MT_Free images as background only), split by image 70/15/15 with
+# the classes' presence stratified; CrackForest or a manifest with a region split (the top
+# third of every image validates).
 #
 #   make -f examples/reproduce/resampling-ovr.mk QUICK=1
 #   make -f examples/reproduce/resampling-ovr.mk DATA=foils/manifest.parquet RARE=crack
 #
-# Variables: see common.mk; RARE= the class to oversample (default: crack); FOREGROUND= the
-# classes of the one-vs-rest models (default: RARE); CHECKPOINTS= how many late checkpoints
-# PSoI uses (default 3).
+# Variables: see common.mk; RARE= the class to oversample (default: Blowhole on magnetic_tile,
+# else crack); FOREGROUND= the classes of the one-vs-rest models (default: every defect class
+# of magnetic_tile, else RARE); CHECKPOINTS= how many late checkpoints PSoI uses (default 3).
 
 STUDY := resampling-ovr
+SHARED_MT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../../../shared/data/magnetic_tile)
+ifneq ($(wildcard $(SHARED_MT)/MT_Free),)
+DATA ?= $(SHARED_MT)
+endif
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
 STRATEGIES ?= equal-samples oversample equal-pixels
 LOSSES ?= wce focal
 SCHEMES ?= icf iscf
+ifeq ($(LAYOUT),folders)
+RARE ?= Blowhole
+FOREGROUND ?= Blowhole Break Crack Fray Uneven
+SPLIT_OPTIONS ?= --ratios 0.7,0.15,0.15 --stratify --seed 0
+SPLIT_TEXT := by image 70/15/15, stratified by class presence
+else
 RARE ?= crack
 FOREGROUND ?= $(RARE)
+SPLIT_OPTIONS ?= --region top:0.33
+SPLIT_TEXT := region split top:0.33 (the top third of each image validates)
+endif
 CHECKPOINTS ?= 3
 SEED := $(firstword $(SEEDS))
 ifeq ($(SMOKE),1)
@@ -46,7 +64,7 @@ PREDICT = $(TS) infer $(foreach c,$(2),-c $(c)) $(SPLIT) --split val $(COMMON) -
 
 $(SPLIT): $(DATA_DEP)
 	mkdir -p $(OUT)
-	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) --region top:0.33 -q -o $@ --force
+	$(TS) split $(SPLIT_INPUT) $(CLASS_OPTION) $(SPLIT_OPTIONS) -q -o $@ --force
 .PRECIOUS: $(OUT)/weights-%.parquet $(OUT)/patches-%.parquet $(OUT)/resample/%.parquet \
 	$(OUT)/weights/%.parquet
 $(OUT)/weights-%.parquet: $(SPLIT)
@@ -68,13 +86,18 @@ $(OUT)/weights/%.parquet: $(OUT)/patches-equal-samples.parquet $(OUT)/weights-ic
 		--seed $(SEED) $(BASE) -o $(OUT)/weights/$*/run --force
 	$(call PREDICT,$(OUT)/weights/$*,$(OUT)/weights/$*/run/best.pt)
 
-# (3) one binary model per foreground class, fused by infer
+# (3) one binary model per foreground class, fused by infer, and one multi-class model
+# trained alike (focal loss, no weights, the same patches)
 $(OUT)/ovr.parquet: $(OUT)/patches-equal-samples.parquet $(OUT)/weights-iscf.parquet
 	for class in $(FOREGROUND); do \
 	  $(TS) train $(SPLIT) --patches $< --binary $$class --loss focal --seed $(SEED) $(BASE) \
 		-o $(OUT)/ovr/$$class/run --force || exit 1; \
 	done
 	$(call PREDICT,$(OUT)/ovr,$(foreach c,$(FOREGROUND),$(OUT)/ovr/$(c)/run/best.pt))
+$(OUT)/multiclass.parquet: $(OUT)/patches-equal-samples.parquet
+	$(TS) train $(SPLIT) --patches $< --loss focal --seed $(SEED) $(BASE) \
+		-o $(OUT)/multiclass/run --force
+	$(call PREDICT,$(OUT)/multiclass,$(OUT)/multiclass/run/best.pt)
 
 # (4) stability: late checkpoints of one training (PSoI), and one training per seed (PSoMT)
 $(OUT)/psoi.parquet: $(OUT)/patches-equal-samples.parquet $(OUT)/weights-iscf.parquet
@@ -98,14 +121,14 @@ $(OUT)/psomt.parquet: $(OUT)/patches-equal-samples.parquet $(OUT)/weights-iscf.p
 
 COMBOS := $(foreach l,$(LOSSES),$(foreach s,$(SCHEMES),$(l)-$(s)))
 TABLES := $(foreach s,$(STRATEGIES),$(OUT)/resample/$(s).parquet) \
-	$(foreach c,$(COMBOS),$(OUT)/weights/$(c).parquet) $(OUT)/ovr.parquet \
+	$(foreach c,$(COMBOS),$(OUT)/weights/$(c).parquet) $(OUT)/ovr.parquet $(OUT)/multiclass.parquet \
 	$(OUT)/psoi.parquet $(OUT)/psomt.parquet
 
 $(OUT)/results.md: $(TABLES)
 	{ \
 	echo "# Resampling, one-vs-rest models and class weights: what changes, how stable"; \
 	echo; \
-	echo "Data: $(DATA), region split top:0.33 (the top third of each image validates)."; \
+	echo "Data: $(DATA), $(SPLIT_TEXT)."; \
 	echo "Baseline U-Net-32, $(TRAIN), patches $(PATCHES). Made by:"; \
 	echo "make -f $(firstword $(MAKEFILE_LIST)) QUICK=$(QUICK) SMOKE=$(SMOKE), $$($(TS) --version)."; \
 	echo; \
@@ -119,8 +142,9 @@ $(OUT)/results.md: $(TABLES)
 	$(TS) report $(foreach c,$(COMBOS),$(OUT)/weights/$(c).parquet) $(foreach c,$(COMBOS),--label $(c)) \
 		--metric $(METRICS) --title "2. Loss and weights (equal-samples patches)" || exit 1; \
 	echo; \
-	$(TS) report $(OUT)/ovr.parquet --label "one-vs-rest ($(FOREGROUND))" --metric $(METRICS) \
-		--title "3. One binary model per class, fused" || exit 1; \
+	$(TS) report $(OUT)/ovr.parquet $(OUT)/multiclass.parquet --label "one-vs-rest ($(FOREGROUND))" \
+		--label "one multi-class model" --metric $(METRICS) \
+		--title "3. One binary model per class, fused, against one multi-class model" || exit 1; \
 	echo; \
 	$(TS) report $(OUT)/psoi.parquet --label "PSoI: last $(CHECKPOINTS) checkpoints" --metric $(METRICS) \
 		--each-run --title "4a. Stability over late checkpoints (PSoI)" || exit 1; \

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from tinyseg_cli.text import printable
+
 
 class _Console(Console):
     """A rich console that prints no control character from its text: a value that reaches
@@ -58,24 +60,6 @@ class _LibraryLog(logging.Handler):
         if STATE.verbose:
             with contextlib.suppress(Exception):  # a malformed record is not worth a traceback
                 warn(f"{record.name}: {record.getMessage()}")
-
-
-def printable(text: str) -> str:
-    r"""``text`` safe to print: control and other non-printable characters escaped (``\x1b``,
-    ``\n``, ``\u202e``), bytes of a name that was not UTF-8 shown as ``\xNN``. Anything
-    that came from input (file names, table values, library messages) goes through here, so
-    no input can move the cursor, retitle the terminal or hide text (SPEC §9)."""
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char.isprintable():
-            out.append(char)
-        elif 0xDC80 <= ord(char) <= 0xDCFF:  # os.fsdecode's escape of an undecodable byte
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        else:
-            out.append(char.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
 
 
 def safe(text: object) -> str:

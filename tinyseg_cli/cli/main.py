@@ -100,6 +100,9 @@ class TinysegGroup(TyperGroup):
             ctx.exit(1)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except KeyboardInterrupt:  # Ctrl-C: outputs are atomic, so nothing is half written
+            console.error("interrupted; no output was left half written")
+            ctx.exit(130)
         except BrokenPipeError:  # the reader of our stdout went away (`| head`)
             sys.stderr.close()
             ctx.exit(1)

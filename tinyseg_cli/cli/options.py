@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,9 +18,30 @@ class MissingPolicy(StrEnum):
     skip = "skip"
 
 
+TABLE_NAMES = (".parquet", ".pq")
+
+
+def parquet_path(value: str | None) -> str | None:
+    """An option callback: a table output is a Parquet file named so (or ``-``, stdout);
+    ``-o x.csv`` would be Parquet under a CSV name."""
+    if value is None or value == "-" or Path(value).suffix.lower() in TABLE_NAMES:
+        return value
+    if Path(value).is_dir():  # the output checks say "is a directory", more to the point
+        return value
+    raise typer.BadParameter(
+        f"{value!r}: tables are written as Parquet; name the file .parquet (or '-' for stdout)"
+    )
+
+
 Output = Annotated[
     str | None,
-    typer.Option("--output", "-o", help="Output file; '-' writes to stdout.", metavar="PATH"),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output table (Parquet: a .parquet name); '-' writes to stdout.",
+        metavar="PATH",
+        callback=parquet_path,
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.masks import MaskRule
 from tinyseg_cli.io.rasters import Roi
-from tinyseg_cli.io.sources import manifest_maps
+from tinyseg_cli.io.sources import manifest_maps, no_split_rows
 from tinyseg_cli.prep.folds import assignment_from_table, select_fold
 
 
@@ -43,9 +43,9 @@ def split_rows(table: pa.Table, spec: str, split: str, fold: int | None = None) 
             f"{source}: manifest has no 'split' column (make one with 'tinyseg split', "
             "or pass --fold with a 'fold' column)"
         )
-    values = set(table["split"].to_pylist())
+    values = table["split"].to_pylist()
     if split not in values:
-        raise TinysegError(f"{source}: no rows with split == {split!r}")
+        raise TinysegError(no_split_rows(source, split, values))
     images = manifest_maps(table, spec, ("image",), split)
     masks = manifest_maps(table, spec, ("mask",), split)
     return [

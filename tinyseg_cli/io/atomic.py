@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tinyseg_cli.errors import TinysegError, UsageError
+from tinyseg_cli.io.formats import FOLDER_TABLES, IMAGE_SUFFIXES
 
 STDIO = "-"
 TEMPORARY_EXTRA = 14  # what atomic_path's temporary name adds: ".", ".XXXXXXXX", ".tmp"
@@ -56,6 +57,21 @@ def check_distinct(outputs: Paths, inputs: Paths | None = None) -> None:
                 f"{option} {target} is also the input {source} {path}; an input is never "
                 "overwritten, write the output elsewhere"
             )
+        if str(path) != STDIO and os.path.isdir(path):
+            for option, target in given:
+                if str(target) != STDIO and _read_from_folder(Path(target), Path(path)):
+                    raise UsageError(
+                        f"{option} {target} is read as part of the input {source} {path} "
+                        "(a folder); an input is never overwritten, write the output elsewhere"
+                    )
+
+
+def _read_from_folder(target: Path, folder: Path) -> bool:
+    """Whether ``target`` is a file a command reads when given ``folder``: one of its maps
+    or images, or a table tinyseg writes there for later commands (predictions, voxels)."""
+    if _identity(target.parent) != _identity(folder):
+        return False
+    return target.name in FOLDER_TABLES or target.suffix.lower() in IMAGE_SUFFIXES
 
 
 def check_output(path: str | Path, force: bool, option: str | None = None) -> None:

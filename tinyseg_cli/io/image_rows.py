@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError, library_reason
+from tinyseg_cli.io.formats import IMAGE_SUFFIXES, JPEG_SUFFIXES
 from tinyseg_cli.io.images import as_unit_float, check_finite, fit_channels
 from tinyseg_cli.io.paths import not_a_file
-from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, JPEG_SUFFIXES, Roi, read_raster
+from tinyseg_cli.io.rasters import Roi, read_raster
 
 CHECK_ROWS = 256  # rows of a float image checked for NaN at a time
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.io.paths import not_a_file
 
@@ -54,10 +54,17 @@ def parse_label_map(spec: str, class_map: ClassMap | None) -> LabelMap:
         for item in spec.split(","):
             code, sep, target = item.partition(":")
             if not sep or not code.strip() or not target.strip():
-                raise TinysegError(f"--label-map: {item!r} is not CODE:CLASS")
+                raise UsageError(f"--label-map: {item!r} is not CODE:CLASS (e.g. 2:ground)")
             pairs.append((code.strip(), target.strip()))
         source = "--label-map"
-    return _build(pairs, class_map, source)
+    try:
+        return _build(pairs, class_map, source)
+    except UsageError:
+        raise
+    except TinysegError as error:  # a bad value given on the command line: a usage error
+        if source == "--label-map":
+            raise UsageError(str(error)) from None
+        raise
 
 
 def label_map_from_metadata(value: dict[str, object], class_map: ClassMap | None) -> LabelMap:
@@ -74,6 +81,8 @@ def _build(pairs: list[tuple[str, object]], class_map: ClassMap | None, source: 
             codes.append(int(code))
         except ValueError:
             raise TinysegError(f"{source}: code {code!r} is not an integer") from None
+        if codes[-1] < 0:
+            raise TinysegError(f"{source}: code {codes[-1]} is negative (LAS codes are 0..255)")
         targets.append(_as_index(target))
     if len(set(codes)) != len(codes):
         raise TinysegError(f"{source}: a code is listed twice")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError, library_reason
+from tinyseg_cli.io.las_meta import Unit, header_unit
 from tinyseg_cli.io.paths import not_a_file
 
 RGB = ("red", "green", "blue")
@@ -27,6 +28,7 @@ class LasInfo:
     mins: tuple[float, float, float]
     maxs: tuple[float, float, float]
     compressed: bool
+    unit: Unit | None = None  # horizontal unit of the CRS the file carries, if it says
 
     def has(self, dimension: str) -> bool:
         return dimension in self.dimensions
@@ -68,6 +70,7 @@ def read_header(path: str | Path) -> LasInfo:
                 tuple(float(v) for v in header.mins),  # type: ignore[arg-type]
                 tuple(float(v) for v in header.maxs),  # type: ignore[arg-type]
                 bool(header.are_points_compressed),
+                header_unit(header),
             )
             scales, offsets = np.asarray(header.scales), np.asarray(header.offsets)
     except _laspy_errors() as error:

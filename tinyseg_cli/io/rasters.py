@@ -16,14 +16,10 @@ from typing import Any, Literal
 import numpy as np
 
 from tinyseg_cli.errors import TinysegError, library_reason
+from tinyseg_cli.io.formats import JPEG_SUFFIXES
 from tinyseg_cli.io.palette import Palette, UnknownColour
 from tinyseg_cli.io.paths import not_a_file
 
-RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".npy"})
-# Images may also be JPEG (the public inspection sets ship their photographs so); masks and
-# predictions may not: JPEG's lossy blocks would invent labels along every edge.
-JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
-IMAGE_SUFFIXES = RASTER_SUFFIXES | JPEG_SUFFIXES
 Role = Literal["truth", "prediction"]
 Roi = tuple[int, int, int, int]  # y0, x0, y1, x1
 

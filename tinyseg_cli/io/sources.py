@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.io.formats import IMAGE_SUFFIXES, JPEG_SUFFIXES, RASTER_SUFFIXES
 from tinyseg_cli.io.masks import MaskRule, mask_rules
 from tinyseg_cli.io.paths import check_storable, visible
-from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, JPEG_SUFFIXES, RASTER_SUFFIXES, Roi
+from tinyseg_cli.io.rasters import Roi
 from tinyseg_cli.io.tables import integer_column, is_table_path, read_table, resolve_table_path
 
 ROI_COLUMNS = ("y0", "x0", "y1", "x1")
@@ -119,7 +120,7 @@ def manifest_maps(
             raise TinysegError(f"{source}: --split {split} given but the manifest has no 'split'")
         rows = [(index, row) for index, row in rows if row["split"] == split]
         if not rows:
-            raise TinysegError(f"{source}: no rows with split == {split!r}")
+            raise TinysegError(no_split_rows(source, split, table["split"].to_pylist()))
     found: dict[str, MapRef] = {}
     for index, row in rows:
         sample_id, value, rule = row["sample_id"], row[column], rules[index]
@@ -134,6 +135,15 @@ def manifest_maps(
         roi = rois[index]
         found[sample_id] = MapRef(sample_id, path, roi, f"{source}: row {index}", rule)
     return found
+
+
+def no_split_rows(source: str, split: str, values: list[object]) -> str:
+    """The message for a ``--split`` no row has, naming the splits the table holds."""
+    found = sorted({str(value) for value in values if value is not None})
+    return (
+        f"{source}: no rows with split == {split!r} (the table's splits: "
+        f"{', '.join(found) or 'none'})"
+    )
 
 
 def resolve_maps(

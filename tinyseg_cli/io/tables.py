@@ -46,10 +46,25 @@ def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
         if data[:4] == b"\xff\xff\xff\xff":
             return pa_ipc.open_stream(io.BytesIO(data)).read_all()
         if suffix == ".csv" or name == "<stdin>":
+            _check_text(data, name)
             return pa_csv.read_csv(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as error:
         raise TinysegError(f"{name}: unreadable table ({library_reason(error)})") from error
     raise TinysegError(f"{name}: not a Parquet, Arrow or CSV table")
+
+
+def _check_text(data: bytes, name: str) -> None:
+    """CSV is text: bytes that are not UTF-8 (an image, a checkpoint piped by mistake) are
+    no table, said in one line rather than as a parse error full of binary."""
+    head = data[: 1 << 16]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3 or b"\0" in head:  # not a character cut at the end
+            raise TinysegError(
+                f"{name}: not a Parquet, Arrow or CSV table (binary data, byte "
+                f"{error.start} is not UTF-8 text)"
+            ) from None
 
 
 def read_table(path: str | Path) -> pa.Table:

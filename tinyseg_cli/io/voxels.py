@@ -132,6 +132,28 @@ def _read_rows(
     return table.filter(pa.array(mask)).select(columns), rows[mask]
 
 
+# What each key column of the two tables must hold (SPEC §3): voxel indices, tiles, labels
+# and row numbers are integers (a float index would be floored silently), scenes text.
+INTEGER_COLUMNS = ("tile", "vx", "vy", "vz", "label", "n_points", "point_index", "voxel_row")
+
+
+def check_column_types(path: Path, schema: pa.Schema, what: str) -> None:
+    """A one-line error for a key column of the wrong type (table made by another tool)."""
+    for field in schema:
+        if field.name in INTEGER_COLUMNS and not pa.types.is_integer(field.type):
+            raise TinysegError(
+                f"{path}: not a {what}: column {field.name!r} holds {field.type}, expected integers"
+            )
+        if field.name == "scene" and not (
+            pa.types.is_string(field.type)
+            or pa.types.is_large_string(field.type)
+            or pa.types.is_dictionary(field.type)
+        ):
+            raise TinysegError(
+                f"{path}: not a {what}: column 'scene' holds {field.type}, expected text"
+            )
+
+
 def read_tiles(
     path: Path,
     features: tuple[str, ...],
@@ -147,6 +169,7 @@ def read_tiles(
         table, rows = _read_rows(path, [*columns, *(("split",) if split else ())], scene, groups)
     except (pa.ArrowException, OSError) as error:
         raise TinysegError(f"{path}: unreadable voxel table ({library_reason(error)})") from None
+    check_column_types(path, table.schema, "voxel table")
     if split is not None:
         mask = pc.equal(table["split"], split).to_numpy(zero_copy_only=False)
         table, rows = table.filter(pa.array(mask)), rows[mask]
@@ -195,7 +218,11 @@ def read_point_map(
         schema = pq.read_schema(path)
         missing = [c for c in POINT_COLUMNS if c not in schema.names]
         if missing:
-            raise TinysegError(f"{path}: not a point map (no column {missing[0]!r})")
+            raise TinysegError(
+                f"{path}: not a point map (no column {missing[0]!r}; voxelize writes one as "
+                f"{POINTS_NAME}, with columns {', '.join(POINT_COLUMNS)})"
+            )
+        check_column_types(path, schema, "point map")
         return _read_rows(path, list(POINT_COLUMNS), scene, groups)[0]
     except (pa.ArrowException, OSError) as error:
         raise TinysegError(f"{path}: unreadable point map ({library_reason(error)})") from None

@@ -15,6 +15,7 @@ import numpy as np
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.plots.curves import read_runs, read_tune
 from tinyseg_cli.plots.tables import SUMMARY, SUMMARY_METRICS, Source, floats
+from tinyseg_cli.text import printable
 
 NULL = "–"  # a score that is undefined (0/0) or absent
 TUNE_METRICS = ("oii", "iou", "precision")  # the output-imbalance study's columns per step
@@ -31,13 +32,23 @@ class ReportOptions:
 
 
 def escape_cell(text: str) -> str:
-    """``text`` safe inside a Markdown table cell: pipes escaped, line breaks as spaces."""
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+    """``text`` safe inside a Markdown table cell: pipes escaped, line breaks as spaces, and
+    control characters (a terminal escape in a class name) shown escaped, never written."""
+    cell = " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+    return printable(cell)
+
+
+MAX_DIGITS = 6
 
 
 def number(value: float, digits: int) -> str:
-    """A score rounded to ``digits`` decimals; ``–`` when undefined."""
-    return NULL if math.isnan(value) else f"{value:.{digits}f}"
+    """A score rounded to ``digits`` decimals, or to more where that would print a value
+    short of 1 as 1 (OA 0.9996 as 1.000) or one above 0 as 0; ``–`` when undefined."""
+    if math.isnan(value):
+        return NULL
+    while digits < MAX_DIGITS and round(value, digits) in (0.0, 1.0) and value not in (0, 1):
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def mean_std(mean: float, std: float, digits: int) -> str:

@@ -56,6 +56,9 @@ class Source:
     metadata: dict[str, Any]
 
 
+THREE_D = ("points", "voxels")  # score tables of point clouds (metadata "modality")
+
+
 def parse_names(text: str | None) -> list[str] | None:
     """``"crack, pore"`` -> ``["crack", "pore"]``; None stays None."""
     if text is None:
@@ -119,6 +122,9 @@ def open_sources(paths: list[str], labels: list[str] | None = None) -> list[Sour
     sources = []
     for path, label in zip(resolved, labels, strict=True):
         table = read_table(path)
+        if table.num_rows == 0:  # a log of a run that never stepped, a shard of nothing
+            name = "<stdin>" if path == STDIO else path
+            raise TinysegError(f"{name}: the table has no rows: nothing to draw or report")
         sources.append(Source(path, label, table, table_metadata(table)))
     return sources
 
@@ -246,13 +252,18 @@ def known_series(source: Source) -> list[tuple[str, int | None]]:
 
 def choose_series(sources: list[Source], wanted: list[str] | None) -> list[list[str]]:
     """Per table, the series to draw: the ``--classes`` given (names, indices, micro,
-    macro), or by default the foreground classes (all but index 0; all if only one)."""
+    macro), or by default the foreground classes (all but index 0; all if only one) — every
+    class for 3D scores, whose convention averages over all classes (ground included)."""
     known = [known_series(source) for source in sources]
     if wanted is None:
         chosen = []
-        for series in known:
+        for source, series in zip(sources, known, strict=True):
             classes = [(key, index) for key, index in series if key not in LEVELS]
-            chosen.append([key for key, index in classes if index != 0] or [k for k, _ in classes])
+            every = [key for key, _ in classes]
+            if source.metadata.get("modality") in THREE_D:
+                chosen.append(every)
+            else:
+                chosen.append([key for key, index in classes if index != 0] or every)
         return chosen
     chosen = [_matching(series, wanted) for series in known]
     found = {token for series in known for token in wanted if _matching(series, [token])}

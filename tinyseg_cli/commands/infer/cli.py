@@ -257,8 +257,15 @@ def infer(
     start = time.perf_counter()
     total = sum(job.bands(target) for target in job.targets)
     with output_folder(output):  # made here: removed again if nothing could be written
-        with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
-            result = steps.run(job, on_band=advance)
+        try:
+            with console.progress(f"infer {len(job.targets)} image(s)", total) as advance:
+                result = steps.run(job, on_band=advance)
+        except KeyboardInterrupt:
+            console.error(
+                f"interrupted: the finished predictions in {console.safe(output)} are kept "
+                "(and a large image's finished rows); run the same command again to continue"
+            )
+            raise typer.Exit(130) from None
         steps.write_predictions(job, result, [*checkpoints, *inputs], console.STATE.argv)
     _warn_one_class(result.one_class, job.ensemble.classes)
     summary = run_summary(job, result, time.perf_counter() - start)

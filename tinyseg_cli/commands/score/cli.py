@@ -25,6 +25,7 @@ from tinyseg_cli.cli.options import (
     Shard,
     Verbose,
     in_range,
+    parquet_path,
     parse_shard,
     single_stdout,
 )
@@ -252,8 +253,9 @@ def score(
         str | None,
         typer.Option(
             "--counts-out",
-            help="Write the per-sample confusion counts table here ('-': stdout).",
+            help="Write the per-sample confusion counts table here (.parquet; '-': stdout).",
             metavar="PATH",
+            callback=parquet_path,
         ),
     ] = None,
     output: Output = None,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 import typer
 
+from tinyseg_cli.cli.options import parquet_path
 from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.tables import write_table
 from tinyseg_cli.metrics.objects import (
@@ -61,8 +62,9 @@ ObjectsOut = Annotated[
     typer.Option(
         "--objects-out",
         help="With --objects: write one row per true and per predicted object here (area, "
-        "box, centroid, matched_id, iou): the list of missed and false defects.",
+        "box, centroid, matched_id, iou): the list of missed and false defects (.parquet).",
         metavar="PATH",
+        callback=parquet_path,
     ),
 ]
 

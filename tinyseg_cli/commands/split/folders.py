@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap
+from tinyseg_cli.io.formats import IMAGE_SUFFIXES, RASTER_SUFFIXES
 from tinyseg_cli.io.paths import check_storable, visible
-from tinyseg_cli.io.rasters import IMAGE_SUFFIXES, RASTER_SUFFIXES
 
 BACKGROUND = "background"
 

@@ -4,6 +4,7 @@ hyper-parameters, augmentations) and ``--resume``, which takes a run's stored op
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tinyseg_cli.errors import TinysegError, UsageError
 from tinyseg_cli.io.checkpoint import Checkpoint, load_checkpoint
 from tinyseg_cli.io.voxels import voxel_table_path
 from tinyseg_cli.losses.names import LOSS_NAMES
+from tinyseg_cli.models.build import SPARSE_UNET
 from tinyseg_cli.runtime.parallel import default_jobs
 
 # Options that may change when a run is resumed; the others come from the checkpoint.
@@ -163,6 +165,12 @@ def check_modality_options(ctx: typer.Context, voxels: bool) -> None:
                 else "for voxel tables only (3D); the input is an image manifest",
                 param_hint="--" + name.replace("_", "-"),
             )
+    if not voxels and str(ctx.params.get("arch", "")).lower() == SPARSE_UNET:
+        raise typer.BadParameter(
+            f"{SPARSE_UNET} trains on voxel tables ('tinyseg voxelize'); MANIFEST is an "
+            "image manifest (2D networks: unet, half-unet, …)",
+            param_hint="--arch",
+        )
 
 
 def is_voxel_input(manifest: str) -> bool:
@@ -170,14 +178,40 @@ def is_voxel_input(manifest: str) -> bool:
     return voxel_table_path(manifest) is not None
 
 
-def resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Checkpoint, TrainOptions]:
-    """The options a run started with, and its last checkpoint; only RESUMABLE may change."""
+def _check_same_input(given: str, stored: str, config: dict[str, Any], run_dir: str) -> None:
+    """--resume continues a run on its own input: a voxel table for a 3D run, an image
+    manifest for a 2D one, and the same file when both can be found."""
+    run_3d = (config.get("input") or {}).get("modality") == "voxels"
+    if is_voxel_input(given) != run_3d:
+        kinds = (
+            ("a 3D run (a voxel table)", "an image manifest")
+            if run_3d
+            else ("a 2D run (an image manifest)", "a voxel table")
+        )
+        raise UsageError(
+            f"--resume: {run_dir} holds {kinds[0]}, but MANIFEST {given} is {kinds[1]}"
+        )
+    same = (
+        os.path.samefile(given, stored)
+        if os.path.exists(given) and os.path.exists(stored)
+        else True
+    )
+    if not same:
+        raise UsageError(
+            f"--resume: {run_dir} was trained on {stored}, not on MANIFEST {given}; a run "
+            "continues on its own input (start a new run with -o for another)"
+        )
 
+
+def resumed(ctx: typer.Context, options: TrainOptions) -> tuple[Checkpoint, TrainOptions]:
+    """The options a run started with, and its last checkpoint; only RESUMABLE may change.
+    MANIFEST must be the run's own: the same kind of input and the same file."""
     last = Path(options.run_dir) / "last.pt"
     if not last.is_file():
         raise TinysegError(f"{last}: nothing to resume (no last.pt in {options.run_dir})")
     checkpoint = load_checkpoint(last)
     stored = TrainOptions.from_config(checkpoint.config["train"])
+    _check_same_input(options.manifest, stored.manifest, checkpoint.config, options.run_dir)
     changed = {}
     for name in RESUMABLE:
         source = ctx.get_parameter_source(name)

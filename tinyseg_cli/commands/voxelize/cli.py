@@ -24,16 +24,23 @@ from tinyseg_cli.cli.options import (
 )
 from tinyseg_cli.commands.voxelize import run as steps
 from tinyseg_cli.commands.voxelize.reader import parse_features, read_scene_splits
-from tinyseg_cli.commands.voxelize.run import POINTS, VOXELS, VoxelizeOptions, VoxelizeSummary
+from tinyseg_cli.commands.voxelize.run import (
+    POINTS,
+    REGION_SIDES,
+    VOXELS,
+    VoxelizeOptions,
+    VoxelizeSummary,
+)
 from tinyseg_cli.io.atomic import check_output_dir, check_outputs
 from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.label_map import parse_label_map
+from tinyseg_cli.io.las_meta import Unit, parse_unit
 from tinyseg_cli.io.provenance import provenance
 
 EXAMPLES = """\
 Examples:
 
-  tinyseg voxelize scan.laz --voxel 0.5 --tile 100 --val-every 4 -o vox
+  tinyseg voxelize scan.laz --voxel 0.5 --tile 100 --region north:0.35 -o vox
 
   tinyseg voxelize a.las b.las --tile 100 --stride 50 --label-rule rare-first --split train -o train
 
@@ -95,6 +102,16 @@ def voxelize(
             metavar="SIDE",
         ),
     ] = 50.0,
+    units: Annotated[
+        str | None,
+        typer.Option(
+            "--units",
+            help="Horizontal unit of files whose CRS names none: m, ft, us-ft or metres per "
+            "unit. Sizes are in the files' units; a unit other than the metre is named in a "
+            "warning with the sizes in metres.",
+            metavar="UNIT",
+        ),
+    ] = None,
     stride: Annotated[
         float | None,
         typer.Option(
@@ -169,6 +186,16 @@ def voxelize(
             metavar="K",
         ),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Hold out one side of each scan: 'east:0.35' validates the east 35 % of its "
+            "tile columns (west, east, south, north), the rest trains (a split column; tiles "
+            "must not overlap). For a single survey: a scene-like split without cutting files.",
+            metavar="SIDE:SHARE",
+        ),
+    ] = None,
     chunk_size: Annotated[
         int,
         typer.Option(
@@ -197,12 +224,22 @@ def voxelize(
     fewer than N files; each shard writes its own OUT_DIR. Without --split, --splits or
     --val-every there is no split column, and 'tinyseg train' trains on every tile.
     --val-every K splits one scan by tile: tiles whose id (row-major over the scan's tile
-    grid) is a multiple of K validate, the others train.
+    grid) is a multiple of K validate, the others train; --region north:0.35 holds out the
+    northern 35 % of its tile rows instead, a scene-like split of one survey ('tinyseg
+    voxelize scan.laz --region east:0.3 --voxel 1 -o vox', then 'infer --split val').
+
+    Labels: without --label-map (or --classes) the classification codes present become the
+    classes, compacted in code order and named by the ASPRS LAS 1.4 standard (2 ground, 6
+    building, 9 water, 17 bridge_deck, …; others class_<code>); 0 and 1 (never classified,
+    unclassified) are ignored, and 'infer --las' writes the input's codes back. A
+    --label-map that keeps no point is refused, naming the codes the input holds. Sizes are
+    in the files' units: a CRS in feet is named in a warning with the sizes in metres
+    (--units states the unit of a file without a CRS).
     """
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
     _check_usage(voxel, tile, stride, split, splits)
-    _check_val_every(val_every, tile, stride, split, splits)
+    held_out = _held_out_option(val_every, region, tile, stride, split, splits)
     class_map = parse_class_map(classes) if classes else None
     options = VoxelizeOptions(
         voxel=voxel,
@@ -219,6 +256,8 @@ def voxelize(
         split=split.value if split is not None else None,
         splits=read_scene_splits(splits, tuple(SplitName)) if splits is not None else None,
         val_every=val_every,
+        region=held_out,
+        units=_units(units),
     )
     check_output_dir(output)
     check_outputs(
@@ -236,23 +275,53 @@ def voxelize(
         _print_summary(summary, output, options)
 
 
-def _check_val_every(
-    val_every: int | None, tile: float, stride: float | None, split: object, splits: str | None
-) -> None:
-    """--val-every holds out whole tiles: alone (not with --split/--splits) and without
-    overlap, else a held-out tile would share points with a training one."""
-    if val_every is None:
-        return
+def _held_out_option(
+    val_every: int | None,
+    region: str | None,
+    tile: float,
+    stride: float | None,
+    split: object,
+    splits: str | None,
+) -> tuple[str, float] | None:
+    """--val-every and --region hold out whole tiles: alone (not together, nor with
+    --split/--splits) and without overlap, else a held-out tile would share points with a
+    training one. Returns the parsed --region."""
+    if val_every is None and region is None:
+        return None
+    hint = "--val-every" if val_every is not None else "--region"
+    if val_every is not None and region is not None:
+        raise typer.BadParameter("give --val-every or --region, not both", param_hint=hint)
     if split is not None or splits is not None:
-        raise typer.BadParameter(
-            "give --val-every or --split/--splits, not both", param_hint="--val-every"
-        )
+        raise typer.BadParameter(f"give {hint} or --split/--splits, not both", param_hint=hint)
     if stride is not None and stride < tile:
         raise typer.BadParameter(
             f"needs tiles that do not overlap (--stride {stride:g} < --tile {tile:g}): a "
             "held-out tile would share points with a training tile",
-            param_hint="--val-every",
+            param_hint=hint,
         )
+    if region is None:
+        return None
+    side, _, share = region.partition(":")
+    try:
+        fraction = float(share)
+    except ValueError:
+        fraction = math.nan
+    if side not in REGION_SIDES or not 0 < fraction < 1:
+        raise typer.BadParameter(
+            f"{region!r}: expected SIDE:SHARE with SIDE one of {', '.join(REGION_SIDES)} and "
+            "0 < SHARE < 1",
+            param_hint="--region",
+        )
+    return side, fraction
+
+
+def _units(text: str | None) -> Unit | None:
+    if text is None:
+        return None
+    try:
+        return parse_unit(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--units") from None
 
 
 def _check_usage(
@@ -262,6 +331,11 @@ def _check_usage(
     for hint, value in (("--voxel", voxel), ("--tile", tile), ("--stride", stride)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise typer.BadParameter(f"{value:g} is not a finite length > 0", param_hint=hint)
+    if voxel > tile:
+        raise typer.BadParameter(
+            f"{voxel:g} > --tile {tile:g}: a tile would be smaller than one voxel",
+            param_hint="--voxel",
+        )
     if stride is not None and stride > tile:
         raise typer.BadParameter(
             f"{stride:g} > --tile {tile:g} would leave gaps between tiles", param_hint="--stride"
@@ -287,6 +361,7 @@ def summary_json(summary: VoxelizeSummary, output: Path) -> dict[str, Any]:
         "classes": [
             {
                 "label": row.label,
+                "code": row.code,
                 "name": row.name,
                 "points": row.points,
                 "voxels": row.voxels,
@@ -301,12 +376,14 @@ def summary_json(summary: VoxelizeSummary, output: Path) -> dict[str, Any]:
 
 def _print_summary(summary: VoxelizeSummary, output: Path, options: VoxelizeOptions) -> None:
     table = Table(title_justify="left", caption_justify="left")
-    for header in ("label", "class", "points", "voxels", "kept"):
+    codes = any(row.code != row.label for row in summary.classes)  # labels mapped from codes
+    for header in ("label", *(("code",) if codes else ()), "class", "points", "voxels", "kept"):
         table.add_column(header, justify="left" if header == "class" else "right")
     for row in summary.classes:
         share = row.share_kept
         table.add_row(
             str(row.label),
+            *((str(row.code),) if codes else ()),
             console.safe(row.name),
             f"{row.points:,}",
             f"{row.voxels:,}",
@@ -325,7 +402,12 @@ def _print_summary(summary: VoxelizeSummary, output: Path, options: VoxelizeOpti
         console.stderr.print(
             f"{summary.dropped_tiles} tile(s) with fewer than {options.min_points} points dropped"
         )
-    if options.split is None and options.splits is None and options.val_every is None:
+    if (
+        options.split is None
+        and options.splits is None
+        and options.val_every is None
+        and (options.region is None)
+    ):
         console.stderr.print(
             "note: no --split/--splits, so no split column: 'tinyseg train' will train on "
             "every tile and validate on none"

@@ -26,7 +26,7 @@ from tinyseg_cli.commands.voxelize.pipeline import ordered_map, prefetch
 from tinyseg_cli.commands.voxelize.reader import XYZ, PointChunk, Scene, read_points
 from tinyseg_cli.commands.voxelize.spill import TileSpill
 from tinyseg_cli.commands.voxelize.tiles import TileGrid, memberships
-from tinyseg_cli.io.label_map import LabelMap
+from tinyseg_cli.io.label_map import INT16, LabelMap
 from tinyseg_cli.io.table_stream import table_stream
 from tinyseg_cli.runtime.parallel import default_jobs
 
@@ -47,12 +47,16 @@ class ClassTally:
     voxels: np.ndarray = field(default_factory=lambda: np.zeros(SLOTS, np.int64))
     kept: np.ndarray = field(default_factory=lambda: np.zeros(SLOTS, np.int64))
     code_hits: np.ndarray | None = None
+    codes_seen: set[int] = field(default_factory=set)  # with a label map: the input's codes
 
-    def add_chunk(self, points: np.ndarray, members: np.ndarray, hits: np.ndarray | None) -> None:
+    def add_chunk(self, points: np.ndarray, members: np.ndarray, chunk: PointChunk) -> None:
         self.points += points
         self.members += members
+        hits = chunk.code_hits
         if hits is not None:
             self.code_hits = hits if self.code_hits is None else self.code_hits + hits
+        if chunk.codes is not None:
+            self.codes_seen.update(chunk.codes.tolist())
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def spill_points(
             # closed at once on an error, so that the threads stop before the spill is removed
             with contextlib.closing(ordered_map(build, prefetch(chunks), default_jobs())) as built:
                 for done in built:
-                    tally.add_chunk(done.point_counts, done.member_counts, done.chunk.code_hits)
+                    tally.add_chunk(done.point_counts, done.member_counts, done.chunk)
                     spill.add(index, done.tiles, done.records)
                     advance(done)
     spill.flush()
@@ -137,14 +141,22 @@ class WriteJob:
     rule: str
     split_of: dict[str, str] | None  # scene -> split; None: no split column
     metadata: dict[str, Any]
-    val_every: int | None = None  # tiles with id % val_every == 0 are "val" (voxelize --val-every)
+    # scene -> tiles held out as "val" (voxelize --val-every, --region); the rest keep split_of
+    held_out: dict[str, frozenset[int]] | None = None
+    # labels as written: relabel[label + 32768] (the ASPRS codes compacted to 0..K-1)
+    relabel: np.ndarray | None = None
 
     def split(self, scene: str, tile: int) -> str:
         """The split of a tile's voxels (only with a split column)."""
         assert self.split_of is not None
-        if self.val_every is not None and tile % self.val_every == 0:
+        if self.held_out is not None and tile in self.held_out[scene]:
             return "val"
         return self.split_of[scene]
+
+
+def written_labels(labels: np.ndarray, relabel: np.ndarray | None) -> np.ndarray:
+    """Voxel labels as the table stores them (aggregation works on the input's labels)."""
+    return labels if relabel is None else relabel[labels.astype(np.int64) - INT16[0]]
 
 
 def write_tiles(
@@ -180,7 +192,7 @@ def write_tiles(
             columns: dict[str, Any] = {
                 "scene": constant_strings(scene, size),
                 "tile": np.full(size, tile, np.int32),
-                "label": result.label,
+                "label": written_labels(result.label, job.relabel),
                 "n_points": result.n_points,
                 **{axis: result.voxel[:, k] for k, axis in enumerate(("vx", "vy", "vz"))},
                 **{name: result.features[:, k] for k, name in enumerate(job.features)},

@@ -43,6 +43,7 @@ class PointChunk:
     labels: np.ndarray  # (n,) int16
     attributes: np.ndarray  # (n, k) float32: RGB, intensity as asked
     code_hits: np.ndarray | None  # points per label-map code
+    codes: np.ndarray | None = None  # with a label map: the distinct codes of the chunk
 
 
 def parse_features(spec: str) -> tuple[str, ...]:
@@ -118,13 +119,13 @@ def read_points(
     wanted = tuple(dict.fromkeys((label_dim, *attributes)))
     for chunk in iter_chunks(info, chunk_size, wanted, parallel=True):
         _check_coordinates(chunk.xyz, chunk.start, low, high, info)
-        labels, hits = point_labels(
-            chunk.dimensions[label_dim], label_map, n_classes, chunk.start, str(info.path)
-        )
+        codes = chunk.dimensions[label_dim]
+        labels, hits = point_labels(codes, label_map, n_classes, chunk.start, str(info.path))
         columns = np.empty((len(chunk), len(attributes)), np.float32)
         for k, name in enumerate(attributes):
             columns[:, k] = chunk.dimensions[name]
-        yield PointChunk(chunk.start, chunk.xyz, labels, columns, hits)
+        seen = np.unique(codes) if label_map is not None else None
+        yield PointChunk(chunk.start, chunk.xyz, labels, columns, hits, seen)
 
 
 def _check_coordinates(

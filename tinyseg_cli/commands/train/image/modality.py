@@ -102,7 +102,7 @@ class ImageModality:
         return validate(model, self.plan, config, device, self.options.select)
 
     def describe(self, model: torch.nn.Module, spec: dict[str, Any]) -> dict[str, Any]:
-        from tinyseg_cli.models import describe
+        from tinyseg_cli.models import describe, normalise_spec
 
         plan, o = self.plan, self.options
         size = self.input_size()
@@ -110,7 +110,7 @@ class ImageModality:
         patches = len(epoch_patches(plan, 0))
         return {
             "arch": o.arch,
-            "encoder": o.encoder,
+            "encoder": normalise_spec(spec)["encoder"],  # None for the seed networks
             "parameters": int(info["parameters"]),
             "trainable": int(info["trainable"]),
             "flops": int(info["flops"]),

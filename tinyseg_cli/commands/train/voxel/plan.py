@@ -99,11 +99,17 @@ def prepare_voxels(options: TrainOptions, path: Path) -> VoxelPlan:
             f"{path}: the voxel table has no 'label' column (voxelized without labels?); "
             "training needs labelled voxels"
         )
+    voxelize = metadata.get("voxelize") or {}
+    if voxelize.get("unclassified"):
+        raise TinysegError(
+            f"{path}: voxelized from an unclassified scan (classification codes 0 and 1 only, "
+            "which are ignored): no labels to train on; voxelize a classified scan, or name "
+            "classes with --label-map"
+        )
     features = choose_features(path, schema, options.features)
     class_map = run_class_map(
         options, metadata, f"{path}: the voxel table carries no class map; pass --classes"
     )
-    voxelize = metadata.get("voxelize") or {}
     options = dataclasses.replace(
         options,
         arch=SPARSE_UNET,
