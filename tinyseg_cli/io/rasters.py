@@ -314,3 +314,37 @@ def _open_raw(path: Path, role: Role, palette: Palette | None, threshold: float 
 
 def _or_half(threshold: float | None) -> float:
     return 0.5 if threshold is None else threshold
+
+
+def read_scores(path: Path) -> np.ndarray:
+    """A probability map as scored by ``score --thresholds``: ``H×W`` (the foreground's
+    probability) or ``C×H×W`` (one plane per class, as ``infer --probs`` writes), floats in
+    [0, 1] or integers scaled to their type's range (8/16-bit PNG). Checked: no JPEG, no
+    NaN or Inf, floats within [0, 1]."""
+    if path.suffix.lower() in JPEG_SUFFIXES:
+        raise TinysegError(
+            f"{path}: a probability map cannot be JPEG (lossy compression changes its values); "
+            "store it as PNG, TIFF or NPY"
+        )
+    raw = read_raster(path)
+    if raw.ndim == 3 and raw.shape[-1] == 1:
+        raw = raw[..., 0]
+    if raw.dtype == bool or raw.dtype.kind not in "uif" or raw.ndim not in (2, 3):
+        raise TinysegError(
+            f"{path}: expected a probability map (H×W or C×H×W of floats in [0, 1], or of "
+            f"8/16-bit integers), found {raw.dtype} of shape {raw.shape}"
+        )
+    if raw.dtype.kind == "i" and raw.size and int(raw.min()) < 0:
+        raise TinysegError(f"{path}: negative values in an integer probability map")
+    if raw.dtype.kind == "f":
+        values = np.asarray(raw)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), values.shape)
+            raise TinysegError(f"{path}: NaN or Inf probability at {tuple(int(i) for i in at)}")
+        if values.size and (float(values.min()) < 0 or float(values.max()) > 1):
+            raise TinysegError(
+                f"{path}: probabilities outside [0, 1] (from {float(values.min()):g} to "
+                f"{float(values.max()):g}); give probabilities, not logits"
+            )
+    return np.asarray(raw)

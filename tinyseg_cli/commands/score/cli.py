@@ -29,6 +29,7 @@ from tinyseg_cli.cli.options import (
     parse_shard,
     single_stdout,
 )
+from tinyseg_cli.commands.score.args import check_modes
 from tinyseg_cli.commands.score.objects import (
     Connectivity,
     Match,
@@ -57,6 +58,19 @@ from tinyseg_cli.commands.score.sources import (
     warn_unscored,
 )
 from tinyseg_cli.commands.score.summary import print_summary
+from tinyseg_cli.commands.score.sweep_run import (
+    PerImageMean,
+    Rule,
+    SweepOut,
+    Thin,
+    ThinMode,
+    Thresholds,
+    ToleranceOption,
+    ToleranceRule,
+    all_sweep_tables,
+    check_sweep_usage,
+    score_sweep,
+)
 from tinyseg_cli.io.atomic import check_outputs
 from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.palette import load_palette
@@ -249,6 +263,12 @@ def score(
     match: Match = None,
     size_bins: SizeBins = None,
     objects_out: ObjectsOut = None,
+    thresholds: Thresholds = None,
+    tolerance: ToleranceOption = None,
+    tolerance_rule: ToleranceRule = Rule.matched,
+    thin: Thin = ThinMode.pred,
+    sweep_out: SweepOut = None,
+    per_image_mean: PerImageMean = False,
     counts_out: Annotated[
         str | None,
         typer.Option(
@@ -320,10 +340,17 @@ def score(
     """
     console.configure(verbose, quiet)
     part = parse_shard(shard_)
-    single_stdout(output=output, counts_out=counts_out, objects_out=objects_out, json=json_)
-    run_list = _check_modes(tables or [], truth, pred, counts, runs or [])
+    single_stdout(
+        output=output, counts_out=counts_out, objects_out=objects_out, sweep_out=sweep_out,
+        json=json_,
+    )  # fmt: skip
+    run_list = check_modes(tables or [], truth, pred, counts, runs or [])
+    check_sweep_usage(locals())
     check_outputs(
-        {"-o": output, "--counts-out": counts_out, "--objects-out": objects_out},
+        {
+            "-o": output, "--counts-out": counts_out, "--objects-out": objects_out,
+            "--sweep-out": sweep_out,
+        },
         force,
         {
             "TABLE": tables, "--truth": truth, "--pred": pred,
@@ -348,6 +375,18 @@ def score(
             parse_class_map(pred_classes) if pred_classes else None,
             (str(truth), ", ".join(preds)),
         )
+    if thresholds is not None or (counts and all_sweep_tables(tables or [])):
+        if points:
+            raise typer.BadParameter("probability maps are 2D; 3D scores per-point labels")
+        spec = {
+            **locals(), "tolerance_rule": tolerance_rule.value, "thin": thin.value,
+            "missing": missing.value, "jobs": jobs or default_jobs(), "part": part,
+            "ignore_index": 255 if ignore_index is None else ignore_index,
+        }  # fmt: skip
+        sources = [*(tables or []), *filter(None, [truth, pred])]
+        metadata = {"provenance": provenance(sources, console.STATE.argv), "empty": 0}
+        palette_ = load_palette(palette) if palette else None
+        return score_sweep(spec, class_map, truth_remap, palette_, metadata)
     point_inputs_ = None
     if points:
         check_point_usage(split, palette, threshold, pred_palette, pred_classes)
@@ -427,42 +466,3 @@ def _write_outputs(
         write_table(result_table(result), output, metadata)
     if json_:
         typer.echo(json.dumps({**result_json(result), **report}, indent=2))
-
-
-def _check_modes(
-    tables: list[str], truth: str | None, pred: str | None, counts: bool, runs: list[str]
-) -> list[tuple[str, str]]:
-    """Usage errors between the input modes; the parsed ``--run`` values."""
-    if counts:
-        if not tables:
-            raise typer.BadParameter("--counts needs at least one counts table ('-' for stdin)")
-        if truth or pred or runs:
-            raise typer.BadParameter(
-                "--counts reduces tables; it takes no --truth, --pred or --run"
-            )
-        return []
-    if tables:
-        raise typer.BadParameter(
-            f"unexpected argument {tables[0]!r}: maps are given with --truth and --pred, and "
-            "counts tables need --counts"
-        )
-    if runs:
-        if pred:
-            raise typer.BadParameter("--run replaces --pred (use --run NAME=PREDICTIONS)")
-        return _parse_runs(runs)
-    if not truth or not pred:
-        raise typer.BadParameter("give --truth and --pred, or --run NAME=PATH, or --counts TABLE")
-    return []
-
-
-def _parse_runs(runs: list[str]) -> list[tuple[str, str]]:
-    parsed = []
-    for value in runs:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise typer.BadParameter(f"{value!r} is not NAME=PATH", param_hint="--run")
-        parsed.append((name, path))
-    names = [name for name, _ in parsed]
-    if len(set(names)) != len(names):
-        raise typer.BadParameter("run names must differ", param_hint="--run")
-    return parsed

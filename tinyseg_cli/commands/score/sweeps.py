@@ -1,0 +1,348 @@
+"""``score --thresholds``: probability maps swept over thresholds, exactly or within a
+tolerance, into a thresholds table and the field's summaries (ODS, OIS, AP; see
+:mod:`tinyseg_cli.metrics.sweep` and :mod:`tinyseg_cli.metrics.tolerance`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tinyseg_cli.errors import TinysegError, UsageError
+from tinyseg_cli.io.classmap import ClassMap
+from tinyseg_cli.io.masks import open_mask
+from tinyseg_cli.io.palette import Palette
+from tinyseg_cli.io.rasters import read_scores
+from tinyseg_cli.io.sources import MapRef, resolve_maps
+from tinyseg_cli.io.tables import read_table, table_metadata
+from tinyseg_cli.metrics.sweep import (
+    SweepCounts,
+    SweepSummary,
+    exact_counts,
+    reached,
+    summarize_sweep,
+)
+from tinyseg_cli.metrics.tolerance import tolerance_counts
+from tinyseg_cli.runtime.parallel import parallel_map, shard
+from tinyseg_cli.scoring.pairs import Pair, pair_maps
+
+SWEEP_KIND = "sweep"
+EXACT_COLUMNS = ("tp", "fp", "fn", "tn")
+TOLERANCE_COLUMNS = ("cnt_r", "sum_r", "cnt_p", "sum_p")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``--tolerance``: pixels, or a share of each image's diagonal (``0.0075diag``)."""
+
+    value: float
+    of_diagonal: bool = False
+
+    def radius(self, height: int, width: int) -> float:
+        return self.value * math.hypot(height, width) if self.of_diagonal else self.value
+
+    def text(self) -> str:
+        return f"{self.value:g}diag" if self.of_diagonal else f"{self.value:g}"
+
+
+def parse_tolerance(text: str) -> Tolerance:
+    """``--tolerance 2`` (pixels) or ``0.0075diag``; ValueError names what is wrong."""
+    spec = text.strip().lower()
+    relative = spec.endswith("diag")
+    number = spec[: -len("diag")] if relative else spec
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: expected pixels (2) or a share of the diagonal (0.0075diag)"
+        ) from None
+    if not (math.isfinite(value) and value > 0) or (relative and value >= 1):
+        raise ValueError(f"{text!r}: expected a distance > 0 (a share of the diagonal < 1)")
+    return Tolerance(value, relative)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How maps are swept: thresholds, tolerance and its rule, thinning, labels."""
+
+    thresholds: np.ndarray
+    tolerance: Tolerance | None = None
+    rule: str = "matched"
+    thin: str = "pred"
+    ignore_index: int | None = 255
+    palette: Palette | None = None  # of the truth masks
+    truth_remap: np.ndarray | None = None  # truth labels into the prediction's classes
+
+    def record(self) -> dict[str, Any]:
+        """The sweep's parameters, stored in the tables' metadata."""
+        return {
+            "thresholds": [float(t) for t in self.thresholds],
+            "tolerance": None if self.tolerance is None else self.tolerance.text(),
+            "rule": self.rule if self.tolerance else None,
+            "thin": self.thin if self.tolerance else None,
+        }
+
+
+@dataclass
+class SweepSet:
+    """Counts per (sample, class): the image-by-image input of every summary."""
+
+    thresholds: np.ndarray
+    tolerance: bool
+    counts: dict[tuple[str, int], SweepCounts] = field(default_factory=dict)
+
+    def add(self, sample_id: str, class_index: int, counts: SweepCounts, source: str) -> None:
+        key = (sample_id, class_index)
+        if key in self.counts:
+            raise TinysegError(
+                f"{source}: sample {sample_id!r}, class {class_index} is counted twice (the "
+                "same shard given twice?)"
+            )
+        self.counts[key] = counts
+
+    def classes(self) -> list[int]:
+        return sorted({c for _, c in self.counts})
+
+
+def _classes_of(scores: np.ndarray) -> list[int]:
+    """The classes a map's planes score: class 1 of an H×W map, 1..C-1 of a C×H×W one."""
+    return [1] if scores.ndim == 2 else list(range(1, scores.shape[0]))
+
+
+def sweep_pair(
+    pair: Pair[MapRef], options: SweepOptions
+) -> tuple[str, list[tuple[int, SweepCounts]]]:
+    """One image's counts for each class its probability map scores."""
+    truth_map = open_mask(
+        pair.truth.path, palette=options.palette, roi=pair.truth.roi, rule=pair.truth.rule
+    )
+    truth_map.remap, truth_map.keep = options.truth_remap, options.ignore_index
+    truth = truth_map[:]
+    scores = read_scores(pair.pred.path)
+    height, width = scores.shape[-2:]
+    roi = pair.truth.roi
+    if roi is not None and (height, width) == truth_map.full_shape:
+        scores = scores[..., roi[0] : roi[2], roi[1] : roi[3]]  # a full-size prediction
+    if scores.shape[-2:] != truth.shape:
+        raise TinysegError(
+            f"sample {pair.sample_id}: shape mismatch: truth {pair.truth.path} is "
+            f"{truth.shape[0]}×{truth.shape[1]}, probabilities {pair.pred.path} are "
+            f"{scores.shape[-2]}×{scores.shape[-1]}"
+        )
+    valid = (
+        np.ones(truth.shape, bool)
+        if options.ignore_index is None
+        else truth != options.ignore_index
+    )
+    n = len(options.thresholds)
+    out = []
+    for class_index in _classes_of(scores):
+        plane = scores if scores.ndim == 2 else scores[class_index]
+        levels = reached(plane, options.thresholds)
+        positive = truth == class_index
+        if options.tolerance is None:
+            counts = exact_counts(levels, positive, valid, n)
+        else:
+            radius = options.tolerance.radius(*truth.shape)
+            counts = tolerance_counts(
+                levels, plane, positive, valid, n, radius, options.rule, options.thin
+            )
+        out.append((class_index, counts))
+    return pair.sample_id, out
+
+
+def sweep_pairs(
+    truth: str,
+    pred: str,
+    *,
+    missing: str,
+    split: str | None,
+    part: tuple[int, int],
+    warn: Callable[[str], None],
+) -> list[Pair[MapRef]]:
+    """The (truth, probability map) pairs of this shard, matched by sample id."""
+    pairing = pair_maps(
+        resolve_maps(truth, columns=("mask",), split=split),
+        resolve_maps(pred, columns=("probs", "prediction")),
+        missing,  # type: ignore[arg-type]
+        False,
+    )
+    for side, names in (
+        ("probability map", pairing.truth_only),
+        ("ground truth", pairing.pred_only),
+    ):
+        if names:
+            warn(f"skipped {len(names)} sample(s) with no {side}: {', '.join(names[:5])}")
+    pairs = shard(pairing.pairs, *part)
+    if not pairs:
+        raise TinysegError(f"shard {part[0]}/{part[1]} holds no sample")
+    return pairs
+
+
+def sweep_maps(
+    pairs: list[Pair[MapRef]],
+    options: SweepOptions,
+    jobs: int,
+    on_done: Callable[[Any], None],
+    source: str,
+) -> SweepSet:
+    """The counts of every (sample, class) of the pairs, over ``jobs`` worker processes."""
+    swept = SweepSet(options.thresholds, options.tolerance is not None)
+    work = partial(sweep_pair, options=options)
+    for sample_id, classes in parallel_map(work, pairs, jobs, on_done):
+        for class_index, counts in classes:
+            swept.add(sample_id, class_index, counts, source)
+    return swept
+
+
+def sweep_table(swept: SweepSet, class_map: ClassMap) -> pa.Table:
+    """The thresholds table: a row per sample, class and threshold with its counts."""
+    keys = sorted(swept.counts)
+    n = len(swept.thresholds)
+    columns: dict[str, Any] = {
+        "sample_id": pa.array([s for s, _ in keys for _ in range(n)], pa.string()),
+        "class_index": pa.array(np.repeat([c for _, c in keys], n), pa.int32()),
+        "class_name": pa.array([class_map.name(c) for _, c in keys for _ in range(n)], pa.string()),
+        "threshold": pa.array(np.tile(swept.thresholds, len(keys)), pa.float64()),
+    }
+    parts = [swept.counts[key] for key in keys]
+    if swept.tolerance:
+        for name in TOLERANCE_COLUMNS:
+            columns[name] = pa.array(np.concatenate([getattr(c, name) for c in parts]), pa.int64())
+    else:
+        tp = np.concatenate([c.cnt_p for c in parts])
+        columns["tp"] = pa.array(tp, pa.int64())
+        columns["fp"] = pa.array(np.concatenate([c.sum_p for c in parts]) - tp, pa.int64())
+        columns["fn"] = pa.array(np.concatenate([c.sum_r for c in parts]) - tp, pa.int64())
+        columns["tn"] = pa.array(np.concatenate([c.tn for c in parts]), pa.int64())  # type: ignore[misc]
+    return pa.table(columns)
+
+
+def is_sweep_table(names: list[str]) -> bool:
+    return "threshold" in names and (
+        set(EXACT_COLUMNS) <= set(names) or set(TOLERANCE_COLUMNS) <= set(names)
+    )
+
+
+def read_sweep_tables(paths: list[str]) -> tuple[SweepSet, dict[str, Any]]:
+    """Thresholds tables (shards of one sweep) added together; their sweep record."""
+    swept: SweepSet | None = None
+    record: dict[str, Any] = {}
+    for path in paths:
+        table = read_table(path)
+        name = "<stdin>" if path == "-" else path
+        if not is_sweep_table(table.column_names):
+            raise UsageError(f"{name}: not a thresholds table of 'score --sweep-out'")
+        found = table_metadata(table).get("sweep") or {}
+        thresholds = np.unique(table["threshold"].to_numpy())
+        if swept is None:
+            swept, record = SweepSet(thresholds, "cnt_r" in table.column_names), found
+        elif not np.array_equal(thresholds, swept.thresholds) or found != record:
+            raise TinysegError(
+                f"{name}: another sweep (thresholds, tolerance or rule) than the first table's"
+            )
+        _add_rows(swept, table, name)
+    assert swept is not None
+    return swept, record
+
+
+def _add_rows(swept: SweepSet, table: pa.Table, name: str) -> None:
+    n = len(swept.thresholds)
+    order = np.lexsort(
+        (table["threshold"].to_numpy(), table["class_index"].to_numpy(),
+         np.asarray(table["sample_id"].to_pylist(), dtype=object).astype(str))
+    )  # fmt: skip
+    table = table.take(pa.array(order))
+    if table.num_rows % n:
+        raise TinysegError(f"{name}: every sample and class needs a row per threshold")
+    samples = table["sample_id"].to_pylist()[::n]
+    classes = table["class_index"].to_numpy()[::n]
+    columns = TOLERANCE_COLUMNS if swept.tolerance else EXACT_COLUMNS
+    values = {c: table[c].to_numpy().astype(np.int64).reshape(-1, n) for c in columns}
+    for row, (sample_id, class_index) in enumerate(zip(samples, classes, strict=True)):
+        if swept.tolerance:
+            counts = SweepCounts(*(values[c][row] for c in TOLERANCE_COLUMNS))
+        else:
+            tp, fp, fn, tn = (values[c][row] for c in EXACT_COLUMNS)
+            counts = SweepCounts(tp, tp + fn, tp, tp + fp, tn)
+        swept.add(str(sample_id), int(class_index), counts, name)
+
+
+def summaries(swept: SweepSet, per_image_mean: bool) -> dict[int, SweepSummary]:
+    """ODS, OIS and AP of each class."""
+    by_class: dict[int, list[SweepCounts]] = {}
+    for (_, class_index), counts in sorted(swept.counts.items()):
+        by_class.setdefault(class_index, []).append(counts)
+    return {
+        class_index: summarize_sweep(swept.thresholds, counts, per_image_mean)
+        for class_index, counts in by_class.items()
+    }
+
+
+def summary_json(
+    found: dict[int, SweepSummary], class_map: ClassMap, record: dict[str, Any], n_samples: int
+) -> dict[str, Any]:
+    """The ``--json`` summary: per class ODS (with its threshold, precision and recall),
+    OIS, AP; the macro mean over the classes; how the sweep counted."""
+    classes = {}
+    for class_index, summary in found.items():
+        entry = {
+            "ods": summary.ods.f,
+            "ods_threshold": summary.ods.threshold,
+            "ods_precision": summary.ods.precision,
+            "ods_recall": summary.ods.recall,
+            "ois": summary.ois.f,
+            "ois_precision": summary.ois.precision,
+            "ois_recall": summary.ois.recall,
+            "ap": summary.ap,
+        }
+        if summary.per_image_mean is not None:
+            entry["per_image_mean_f"] = summary.per_image_mean.f
+            entry["per_image_mean_threshold"] = summary.per_image_mean.threshold
+        classes[class_map.name(class_index)] = entry
+    macro = {
+        key: float(np.mean([entry[key] for entry in classes.values()]))
+        for key in ("ods", "ois", "ap")
+    }
+    return {
+        "classes": classes,
+        "macro": macro,
+        "n_samples": n_samples,
+        "sweep": {
+            **record,
+            "zero_division": 0,
+            "ap": "BSDS: max precision at recall >= r, r = 0, 0.01, …, 0.99, summed / 101",
+        },
+    }
+
+
+def summary_table(found: dict[int, SweepSummary], class_map: ClassMap) -> pa.Table:
+    """The scores table of a sweep: a row per class, then the macro mean (level column)."""
+    rows = []
+    for class_index, summary in found.items():
+        rows.append(
+            {
+                "level": "class",
+                "class_index": class_index,
+                "class_name": class_map.name(class_index),
+                "ods": summary.ods.f,
+                "ods_threshold": summary.ods.threshold,
+                "ods_precision": summary.ods.precision,
+                "ods_recall": summary.ods.recall,
+                "ois": summary.ois.f,
+                "ois_precision": summary.ois.precision,
+                "ois_recall": summary.ois.recall,
+                "ap": summary.ap,
+                "per_image_mean_f": None
+                if summary.per_image_mean is None
+                else summary.per_image_mean.f,
+            }
+        )
+    macro = {key: float(np.mean([row[key] for row in rows])) for key in ("ods", "ois", "ap")}
+    rows.append({"level": "macro", "class_index": None, "class_name": "macro", **macro})
+    return pa.Table.from_pylist(rows)
