@@ -44,8 +44,14 @@ test: $(STAMP)
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 
+# pyEdgeEval (the BSDS matching, GPL-2.0: measured against, never imported by tinyseg) is an
+# sdist of Cython: it builds only without build isolation, with wheel and cython present,
+# and needs scikit-image and OpenCV at run time without declaring them.
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e '.[dev,bench]'
+	$(BIN)/python -m pip install wheel cython
+	$(BIN)/python -m pip install --no-build-isolation pyedgeeval==0.2.8 scikit-image \
+		opencv-python-headless
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

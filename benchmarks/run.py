@@ -27,6 +27,7 @@ import bench_resample  # noqa: E402
 import bench_score  # noqa: E402
 import bench_score_e2e  # noqa: E402
 import bench_sparse  # noqa: E402
+import bench_sweep  # noqa: E402
 import bench_train  # noqa: E402
 import bench_tune  # noqa: E402
 import bench_voxelize  # noqa: E402
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "tune",
             "sparse",
             "voxelize",
+            "sweep",
         ),
         help="run one benchmark only",
     )
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         ("tune", "tune-oii: bisection vs grid (trainings)", bench_tune.run),
         ("sparse", "sparse: 3D U-Net step per backend", bench_sparse.run),
         ("voxelize", "voxelize: LAS/LAZ to voxels", bench_voxelize.run),
+        ("sweep", "score --thresholds: sweeps and tolerance vs pyEdgeEval", bench_sweep.run),
     ):
         if args.only not in (None, key):
             continue

@@ -63,7 +63,25 @@ def reached(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
             table = np.searchsorted(thresholds * limit, np.arange(limit + 1), side="right")
             return table.astype(np.int32)[scores]
         return np.searchsorted(thresholds * limit, scores, side="right").astype(np.int32)
-    return np.searchsorted(thresholds, scores.astype(np.float64), side="right").astype(np.int32)
+    n = len(thresholds)
+    if n > 1 and np.allclose(thresholds, np.arange(1, n + 1) / (n + 1), rtol=0, atol=1e-12):
+        return _evenly_spaced(np.asarray(scores, np.float64), thresholds)
+    return np.searchsorted(thresholds, np.asarray(scores, np.float64), side="right").astype(
+        np.int32
+    )
+
+
+def _evenly_spaced(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """:func:`reached` for thresholds k/(n+1): the level from one multiplication, then
+    corrected by a comparison either side, so rounding never moves a score across a
+    threshold (a binary search costs log2(n) comparisons per pixel)."""
+    n = len(thresholds)
+    levels = np.floor(scores * (n + 1)).astype(np.int32)
+    np.clip(levels, 0, n, out=levels)
+    bounds = np.concatenate(([-np.inf], thresholds, [np.inf]))
+    levels -= scores < bounds[levels]  # rounded up past its threshold
+    levels += scores >= bounds[levels + 1]  # rounded down below the next one
+    return levels
 
 
 def at_or_above(levels: np.ndarray, n_thresholds: int) -> np.ndarray:
@@ -100,10 +118,13 @@ def exact_counts(
 ) -> SweepCounts:
     """Exact-pixel counts at every threshold from ``levels`` (:func:`reached`), the truth
     mask of the class and the pixels that count (the ignore label left out)."""
-    positive = at_or_above(levels[truth & valid], n_thresholds)
-    negative = at_or_above(levels[~truth & valid], n_thresholds)
-    truth_total = int(np.count_nonzero(truth & valid))
-    negatives_total = int(np.count_nonzero(~truth & valid))
+    bins = n_thresholds + 1
+    key = levels + np.where(truth, bins, 0)  # one histogram of both sides
+    key = key[valid] if not valid.all() else key
+    histogram = np.bincount(key.ravel(), minlength=2 * bins)
+    above = np.cumsum(histogram.reshape(2, bins)[:, ::-1], axis=1)[:, ::-1]
+    negative, positive = above[0, 1:].astype(np.int64), above[1, 1:].astype(np.int64)
+    truth_total, negatives_total = int(above[1, 0]), int(above[0, 0])
     return SweepCounts(
         positive,
         np.full(n_thresholds, truth_total, np.int64),

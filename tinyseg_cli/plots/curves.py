@@ -11,7 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
+from tinyseg_cli.metrics.sweep import SweepSummary, recall_precision_f, summarize_sweep
 from tinyseg_cli.plots.tables import Source, floats, series_keys, texts
+from tinyseg_cli.scoring.sweep_tables import SweepSet, add_rows
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,57 @@ def _band(value: Any) -> tuple[float, float] | None:
         return None
     low, high = float(value[0]), float(value[1])
     return (low, high) if low < high else None
+
+
+@dataclass(frozen=True)
+class PrCurve:
+    """One class of a thresholds table: pooled recall and precision at each threshold, and
+    the ODS and OIS points (see :mod:`tinyseg_cli.metrics.sweep`)."""
+
+    label: str
+    thresholds: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray
+    summary: SweepSummary
+
+
+def read_pr(source: Source, classes: list[str] | None) -> list[PrCurve]:
+    """The curve of each class of a thresholds table (``classes``: names or indices to keep;
+    default every class it holds)."""
+    thresholds = np.unique(source.table["threshold"].to_numpy())
+    swept = SweepSet(thresholds, "cnt_r" in source.table.column_names)
+    add_rows(swept, source.table, source.path)
+    names = {
+        int(i): str(n)
+        for i, n in zip(
+            source.table["class_index"].to_pylist(),
+            source.table["class_name"].to_pylist()
+            if "class_name" in source.table.column_names
+            else source.table["class_index"].to_pylist(),
+            strict=True,
+        )
+    }
+    curves = []
+    for class_index in swept.classes():
+        name = names[class_index]
+        if classes is not None and name not in classes and str(class_index) not in classes:
+            continue
+        per_image = [c for (_, k), c in sorted(swept.counts.items()) if k == class_index]
+        pooled = per_image[0]
+        for counts in per_image[1:]:
+            pooled = pooled + counts
+        recall, precision, _ = recall_precision_f(pooled)
+        drawn = pooled.sum_p > 0  # a threshold that predicts nothing has no precision
+        label = f"{source.label}: {name}"
+        curves.append(
+            PrCurve(
+                label,
+                thresholds[drawn],
+                recall[drawn],
+                precision[drawn],
+                summarize_sweep(thresholds, per_image),
+            )
+        )
+    if not curves:
+        raise TinysegError(f"{source.path}: no class of --classes {', '.join(classes or [])}")
+    return curves

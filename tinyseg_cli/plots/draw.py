@@ -32,7 +32,7 @@ class PlotOptions:
 
 def check_options(kind: Kind, options: PlotOptions) -> None:
     """Usage errors for options the kind does not draw, before any table is read further."""
-    if options.metrics is not None and kind in ("scatter", "tune"):
+    if options.metrics is not None and kind in ("scatter", "tune", "pr"):
         raise UsageError(f"--metric applies to --kind log and runs; {kind} draws fixed scores")
     if options.classes is not None and kind == "tune":
         raise UsageError("--classes applies to logs and scores tables, not to tune-oii logs")
@@ -46,6 +46,9 @@ def build_figure(kind: Kind, sources: list[Source], options: PlotOptions) -> Fig
     from tinyseg_cli.plots import figures
 
     check_options(kind, options)
+    if kind == "pr":
+        found = [c for source in sources for c in curves.read_pr(source, options.classes)]
+        return figures.pr_figure(found, options.title)
     if kind == "tune":
         searches = [curves.read_tune(source, options.target) for source in sources]
         return figures.tune_figure(searches, options.title)

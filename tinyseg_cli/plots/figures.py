@@ -22,7 +22,7 @@ from matplotlib.patches import Rectangle
 
 from tinyseg_cli import __version__
 from tinyseg_cli.io.atomic import atomic_path
-from tinyseg_cli.plots.curves import RunScores, TrainingLog, TuneSearch
+from tinyseg_cli.plots.curves import PrCurve, RunScores, TrainingLog, TuneSearch
 
 # Fixed ids and real text in SVG: the same tables give the same file, and its labels are
 # text a browser can search and a test can read.
@@ -198,6 +198,57 @@ def scatter_figure(scores: RunScores, title: str | None = None) -> Figure:
         for n, s in enumerate(scores.series)
     ]
     _legend(axes[1], handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+ISO_F = (0.2, 0.4, 0.6, 0.8)
+
+
+def pr_figure(curves: list[PrCurve], title: str | None = None) -> Figure:
+    """Precision against recall over the thresholds, one curve per table and class, with
+    its ODS point (circle) and OIS point (square) and iso-F lines, as edge and crack
+    benchmarks draw them."""
+    figure, axes = _figure(1, 1, 5.6, 5.0)
+    panel = axes[0]
+    recall = np.linspace(0.01, 1, 200)
+    for level in ISO_F:
+        precision = level * recall / (2 * recall - level)
+        keep = (precision > 0) & (precision <= 1) & (2 * recall > level)
+        panel.plot(
+            recall[keep], precision[keep], color="0.75", linewidth=0.8, linestyle=":",
+            gid=f"iso-f/{level:g}",
+        )  # fmt: skip
+        if keep.any():
+            at = np.flatnonzero(keep)[-1]
+            panel.annotate(f"F={level:g}", (recall[at], precision[at]), color="0.5", fontsize=7)
+    for number, curve in enumerate(curves):
+        ods, ois = curve.summary.ods, curve.summary.ois
+        panel.plot(
+            curve.recall, curve.precision, color=colour(number), linewidth=1.5,
+            label=f"{curve.label} (ODS {ods.f:.3f}, OIS {ois.f:.3f}, AP {curve.summary.ap:.3f})",
+            gid=f"pr/{curve.label}",
+        )  # fmt: skip
+        panel.plot(
+            [ods.recall], [ods.precision], marker="o", color=colour(number), markersize=7,
+            linestyle="none", gid=f"ods/{curve.label}",
+        )  # fmt: skip
+        panel.plot(
+            [ois.recall], [ois.precision], marker="s", color=colour(number), markersize=6,
+            markerfacecolor="none", linestyle="none", gid=f"ois/{curve.label}",
+        )  # fmt: skip
+    panel.set_xlim(-0.02, 1.02)
+    panel.set_ylim(-0.02, 1.02)
+    panel.set_xlabel("recall")
+    panel.set_ylabel("precision")
+    markers = [
+        Line2D([], [], color="0.35", marker="o", linestyle="none", label="ODS"),
+        Line2D([], [], color="0.35", marker="s", markerfacecolor="none", linestyle="none",
+               label="OIS"),
+    ]  # fmt: skip
+    handles = panel.get_legend_handles_labels()[0]
+    _legend(panel, handles=[*handles, *markers], loc="lower left")
     if title:
         figure.suptitle(title)
     return figure

@@ -17,13 +17,15 @@ import pyarrow as pa
 from tinyseg_cli.errors import TinysegError, UsageError, library_reason
 from tinyseg_cli.io.atomic import STDIO
 from tinyseg_cli.io.tables import read_table, table_metadata
+from tinyseg_cli.scoring.sweep_tables import is_sweep_table
 
-Kind = Literal["log", "runs", "scatter", "tune"]
+Kind = Literal["log", "runs", "scatter", "tune", "pr"]
 KIND_NAMES: dict[str, str] = {
     "log": "a training log",
     "runs": "a scores table",
     "scatter": "a scores table",
     "tune": "a tune-oii log",
+    "pr": "a thresholds table",
 }
 # What a folder given as TABLE holds: a RUN_DIR of ``train``, a TUNE_DIR of ``tune-oii``.
 FOLDER_TABLES = ("log.parquet", "steps.parquet")
@@ -32,6 +34,7 @@ NEEDED: dict[str, frozenset[str]] = {
     "runs": frozenset({"stat", "level", "class_name"}),
     "scatter": frozenset({"stat", "level", "class_name", "recall", "fpr", "precision"}),
     "tune": frozenset({"step", "oii"}),
+    "pr": frozenset({"sample_id", "class_index", "threshold"}),
 }
 # A tune-oii log's own columns (commands/tune_oii/log.py), beside its "tinyseg.tune" metadata.
 TUNE_COLUMNS = frozenset({"step", "oii", "bracket_lo", "bracket_hi"})
@@ -158,6 +161,8 @@ def open_network_summaries(
 def detect_kind(source: Source) -> Kind:
     """Which table ``source`` is, by its columns and metadata; an error naming it if none."""
     columns = set(source.table.column_names)
+    if NEEDED["pr"] <= columns and is_sweep_table(list(columns)):
+        return "pr"
     if columns >= TUNE_COLUMNS or ("tune" in source.metadata and NEEDED["tune"] <= columns):
         return "tune"
     if NEEDED["log"] <= columns:

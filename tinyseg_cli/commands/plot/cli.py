@@ -41,6 +41,7 @@ DRAWN = {
     "runs": "mean ± std across runs",
     "scatter": "TPR/FPR and precision/recall of runs",
     "tune": "tune-oii search",
+    "pr": "precision/recall curves",
 }
 
 
@@ -50,6 +51,7 @@ class KindChoice(StrEnum):
     runs = "runs"
     scatter = "scatter"
     tune = "tune"
+    pr = "pr"
 
 
 def register(app: typer.Typer) -> None:
@@ -86,10 +88,12 @@ def plot(
         KindChoice,
         typer.Option(
             "--kind",
-            help="What to draw. auto: by the tables' columns (log, runs or tune); log: loss, "
-            "lr and validation scores over steps; runs: mean ± std across runs per class, "
-            "with each run's value; scatter: TPR vs FPR and precision vs recall, a point per "
-            "run and class; tune: searched value vs OII with the target band.",
+            help="What to draw. auto: by the tables' columns (log, runs, tune or pr); log: "
+            "loss, lr and validation scores over steps; runs: mean ± std across runs per "
+            "class, with each run's value; scatter: TPR vs FPR and precision vs recall, a point "
+            "per run and class; tune: searched value vs OII with the target band; pr: "
+            "precision/recall curves of thresholds tables ('score --sweep-out'), ODS and OIS "
+            "points marked, iso-F lines.",
         ),
     ] = KindChoice.auto,
     metric: Annotated[
@@ -138,7 +142,9 @@ def plot(
 
     The kind of table is told by its columns (--kind auto): a training log has step, loss
     and lr; a scores table has stat, level and class_name; a tune-oii log has step, oii and
-    its bracket. All TABLEs must be of one kind.
+    its bracket; a thresholds table has threshold and its counts. All TABLEs must be of one
+    kind. Precision/recall curves: 'tinyseg score --truth masks --pred probs --thresholds 99
+    --tolerance 2 --sweep-out sweep.parquet' then 'tinyseg plot sweep.parquet -o pr.png'.
 
     Several training logs are overlaid, each in its colour (the validation scores of each
     class then in its own dash). Several scores tables are pooled: every run of every table

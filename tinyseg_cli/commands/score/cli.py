@@ -301,6 +301,17 @@ def score(
     {runs: {n_runs, mean, std, by_run}, empty}. The standard deviation across runs is the
     sample one (n - 1).
 
+    Probability maps (float TIFF/NPY, 8/16-bit PNG, the probs/ of 'tinyseg infer --probs')
+    are scored as the crack and edge literature scores them with --thresholds: every
+    threshold's counts from one pass over each map, then per class ODS (pooled counts, the
+    best threshold), OIS (each image at its best) and AP, as the BSDS benchmark computes them.
+    --tolerance counts within a distance of the truth, one-to-one (matched, the benchmark's
+    rule, with a maximum matching) or each side alone (relaxed), after thinning the
+    thresholded prediction: 'tinyseg score --truth masks --pred pred/probs --thresholds 99
+    --tolerance 0.0075diag --sweep-out sweep.parquet --json'; 'tinyseg plot sweep.parquet'
+    draws the curves. Exact-pixel scores at one threshold (--threshold) and tolerance scores
+    are different conventions: compare numbers only within one.
+
     Class maps travel with the inputs (a manifest's metadata, the predictions.parquet of
     'tinyseg infer'); a prediction whose classes differ from the truth's is refused unless
     --pred-classes names them, and the truth is then scored in the prediction's classes: a

@@ -15,8 +15,6 @@ from tinyseg_cli.cli import console
 from tinyseg_cli.cli.options import parquet_path
 from tinyseg_cli.commands.score.sweeps import (
     SweepOptions,
-    SweepSet,
-    is_sweep_table,
     parse_tolerance,
     read_sweep_tables,
     summaries,
@@ -24,13 +22,13 @@ from tinyseg_cli.commands.score.sweeps import (
     summary_table,
     sweep_maps,
     sweep_pairs,
-    sweep_table,
 )
 from tinyseg_cli.errors import UsageError
 from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.tables import file_schema, read_table, table_metadata, write_table
 from tinyseg_cli.metrics.sweep import SweepSummary, parse_thresholds
+from tinyseg_cli.scoring.sweep_tables import SweepSet, is_sweep_table, sweep_table
 
 # -- options --------------------------------------------------------------------------------
 
