@@ -138,3 +138,18 @@ def test_resampling_ovr_smoke_on_a_class_per_folder_set(tmp_path: Path):
     assert "| one-vs-rest (Dent Hole) | 1 |" in results
     assert "| one multi-class model | 1 |" in results
     assert "recall Dent" in results and "recall Hole" in results
+
+
+def test_crack_conventions_smoke(tmp_path: Path, example: Path):
+    """One binary model scored exactly at its threshold and swept over thresholds exactly,
+    within 2 px and within 0.0075 × diagonal, matched and relaxed, truth thinned or not."""
+    results = run_make("crack-conventions.mk", tmp_path, example).read_text()
+    assert "## Exact pixels at the model's threshold" in results
+    assert "| threshold 0.5, exact pixels | 1 |" in results
+    for label in (
+        "exact", "2px-matched-pred", "0.0075diag-matched-pred", "2px-relaxed-pred",
+        "0.0075diag-relaxed-pred", "0.0075diag-matched-both",
+    ):  # fmt: skip
+        assert f"| {label} | 1 |" in results
+    assert "| mean of per-image F, exact pixels | 1 |" in results
+    assert (tmp_path / "out" / "pr.png").is_file()

@@ -247,11 +247,13 @@ def summary_json(
 
 
 def summary_table(found: dict[int, SweepSummary], class_map: ClassMap) -> pa.Table:
-    """The scores table of a sweep: a row per class, then the macro mean (level column)."""
+    """The scores table of a sweep: a row per class, then the macro mean (level column), in
+    the shape of ``score``'s scores tables, so ``report`` and ``plot`` read it."""
     rows = []
     for class_index, summary in found.items():
         rows.append(
             {
+                "stat": "value",
                 "level": "class",
                 "class_index": class_index,
                 "class_name": class_map.name(class_index),
@@ -269,5 +271,7 @@ def summary_table(found: dict[int, SweepSummary], class_map: ClassMap) -> pa.Tab
             }
         )
     macro = {key: float(np.mean([row[key] for row in rows])) for key in ("ods", "ois", "ap")}
-    rows.append({"level": "macro", "class_index": None, "class_name": "macro", **macro})
+    rows.append(
+        {"stat": "value", "level": "macro", "class_index": None, "class_name": "macro", **macro}
+    )
     return pa.Table.from_pylist(rows)
