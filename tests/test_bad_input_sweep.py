@@ -38,6 +38,13 @@ def voxels(cli, tmp_path: Path) -> Path:
     return out
 
 
+def train_one_step(cli, voxels: Path, run: Path) -> None:
+    """A sparse U-Net run of one step on the voxel table."""
+    args = ("--channels", "4,8", "--no-aspp", "-b", "1", "--iterations", "1", "-q")
+    trained = cli("train", voxels, *args, "-o", run)
+    assert trained.exit_code == 0, trained.output
+
+
 # -- kind 1: an output on one of the command's own inputs, even with --force ----------------
 
 
@@ -98,21 +105,7 @@ def test_voxel_indices_stored_as_floats_are_refused(cli, voxels: Path, tmp_path:
 
 def test_resume_refuses_a_run_of_the_other_modality(cli, voxels: Path, tmp_path: Path):
     run = tmp_path / "run3d"
-    trained = cli(
-        "train",
-        voxels,
-        "--channels",
-        "4,8",
-        "--no-aspp",
-        "-b",
-        "1",
-        "--iterations",
-        "1",
-        "-q",
-        "-o",
-        run,
-    )
-    assert trained.exit_code == 0, trained.output
+    train_one_step(cli, voxels, run)
     split = write_split(tmp_path / "images")
     before = snapshot(tmp_path)
     result = cli("train", split, *TINY, "--resume", "-o", run)
@@ -147,21 +140,7 @@ def test_sparse_unet_on_an_image_manifest_says_so(cli, tmp_path: Path):
 
 def test_a_points_table_that_is_not_a_point_map(cli, voxels: Path, tmp_path: Path):
     run = tmp_path / "run"
-    trained = cli(
-        "train",
-        voxels,
-        "--channels",
-        "4,8",
-        "--no-aspp",
-        "-b",
-        "1",
-        "--iterations",
-        "1",
-        "-q",
-        "-o",
-        run,
-    )
-    assert trained.exit_code == 0, trained.output
+    train_one_step(cli, voxels, run)
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"scene": ["hand"], "x": [1]}), other)
     before = snapshot(tmp_path)

@@ -209,6 +209,22 @@ def summaries(swept: SweepSet, per_image_mean: bool) -> dict[int, SweepSummary]:
     }
 
 
+def class_scores(summary: SweepSummary) -> dict[str, float | None]:
+    """One class's ODS (its threshold, precision, recall), OIS, AP and the per-image mean F
+    (None without --per-image-mean)."""
+    return {
+        "ods": summary.ods.f,
+        "ods_threshold": summary.ods.threshold,
+        "ods_precision": summary.ods.precision,
+        "ods_recall": summary.ods.recall,
+        "ois": summary.ois.f,
+        "ois_precision": summary.ois.precision,
+        "ois_recall": summary.ois.recall,
+        "ap": summary.ap,
+        "per_image_mean_f": None if summary.per_image_mean is None else summary.per_image_mean.f,
+    }
+
+
 def summary_json(
     found: dict[int, SweepSummary], class_map: ClassMap, record: dict[str, Any], n_samples: int
 ) -> dict[str, Any]:
@@ -216,19 +232,11 @@ def summary_json(
     OIS, AP; the macro mean over the classes; how the sweep counted."""
     classes = {}
     for class_index, summary in found.items():
-        entry = {
-            "ods": summary.ods.f,
-            "ods_threshold": summary.ods.threshold,
-            "ods_precision": summary.ods.precision,
-            "ods_recall": summary.ods.recall,
-            "ois": summary.ois.f,
-            "ois_precision": summary.ois.precision,
-            "ois_recall": summary.ois.recall,
-            "ap": summary.ap,
-        }
+        entry = class_scores(summary)
         if summary.per_image_mean is not None:
-            entry["per_image_mean_f"] = summary.per_image_mean.f
             entry["per_image_mean_threshold"] = summary.per_image_mean.threshold
+        else:
+            del entry["per_image_mean_f"]
         classes[class_map.name(class_index)] = entry
     macro = {
         key: float(np.mean([entry[key] for entry in classes.values()]))
@@ -257,17 +265,7 @@ def summary_table(found: dict[int, SweepSummary], class_map: ClassMap) -> pa.Tab
                 "level": "class",
                 "class_index": class_index,
                 "class_name": class_map.name(class_index),
-                "ods": summary.ods.f,
-                "ods_threshold": summary.ods.threshold,
-                "ods_precision": summary.ods.precision,
-                "ods_recall": summary.ods.recall,
-                "ois": summary.ois.f,
-                "ois_precision": summary.ois.precision,
-                "ois_recall": summary.ois.recall,
-                "ap": summary.ap,
-                "per_image_mean_f": None
-                if summary.per_image_mean is None
-                else summary.per_image_mean.f,
+                **class_scores(summary),
             }
         )
     macro = {key: float(np.mean([row[key] for row in rows])) for key in ("ods", "ois", "ap")}
