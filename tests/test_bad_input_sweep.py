@@ -289,3 +289,22 @@ def test_three_d_report_keeps_ground_and_never_prints_0_9996_as_one(cli, voxels,
     assert report.exit_code == 0, report.output
     header = report.stdout.splitlines()[0]
     assert "ground" in header and "building" in header
+
+
+def test_csv_manifests_keep_zero_padded_sample_ids(cli, tmp_path: Path):
+    """CSV type inference read sample id "042" as 42, so --test-ids 042 named no group."""
+    rows = ["sample_id,image,mask"]
+    for stem in ("001", "042", "118"):
+        write_map(tmp_path / f"{stem}.png", np.eye(4, dtype=np.uint8))
+        rows.append(f"{stem},{stem}.png,{stem}.png")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "s.parquet"
+    result = cli(
+        "split", tmp_path / "m.csv", "--test-ids", "042", "--ratios", "0.5,0.5", "-q", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert (
+        dict(zip(table["sample_id"].to_pylist(), table["split"].to_pylist(), strict=True))["042"]
+        == "test"
+    )

@@ -33,6 +33,12 @@ def is_table_path(path: str | Path) -> bool:
     return str(path) == STDIO or Path(path).suffix.lower() in TABLE_SUFFIXES
 
 
+# Columns that hold names, never numbers: CSV type inference would read sample id "042" as
+# the integer 42 (and split "073" from its group), so they are read as text.
+TEXT_COLUMNS = ("sample_id", "group", "image", "mask", "prediction", "probs", "split", "scene")
+CSV_TEXT = pa_csv.ConvertOptions(column_types=dict.fromkeys(TEXT_COLUMNS, pa.string()))
+
+
 def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
     """A table from bytes already read (a pipe), by its magic bytes; CSV by suffix or stdin."""
     try:
@@ -47,7 +53,7 @@ def read_table_bytes(data: bytes, name: str, suffix: str = "") -> pa.Table:
             return pa_ipc.open_stream(io.BytesIO(data)).read_all()
         if suffix == ".csv" or name == "<stdin>":
             _check_text(data, name)
-            return pa_csv.read_csv(io.BytesIO(data))
+            return pa_csv.read_csv(io.BytesIO(data), convert_options=CSV_TEXT)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise TinysegError(f"{name}: unreadable table ({library_reason(error)})") from error
     raise TinysegError(f"{name}: not a Parquet, Arrow or CSV table")
