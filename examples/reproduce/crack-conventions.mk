@@ -73,7 +73,8 @@ $(OUT)/sweep-%.parquet: $(PRED)/predictions.parquet
 .PRECIOUS: $(OUT)/sweep-%.parquet
 
 SWEEPS := exact 2px-matched-pred 0.0075diag-matched-pred 2px-relaxed-pred \
-	0.0075diag-relaxed-pred 0.0075diag-matched-both
+	0.0075diag-relaxed-pred 2px-matched-both 0.0075diag-matched-both
+CURVES := exact 2px-matched-pred 2px-relaxed-pred 0.0075diag-matched-both
 $(OUT)/results.md: $(OUT)/exact.parquet $(foreach s,$(SWEEPS),$(OUT)/sweep-$(s).parquet)
 	{ \
 	echo "# One crack model, scored by each convention of the literature"; \
@@ -94,7 +95,7 @@ $(OUT)/results.md: $(OUT)/exact.parquet $(foreach s,$(SWEEPS),$(OUT)/sweep-$(s).
 		--metric per_image_mean_f --classes $(CRACK) --digits 4 \
 		--title "The other family's ODS: best mean of per-image F" || exit 1; \
 	} > $@.part && mv $@.part $@
-	$(TS) plot $(foreach s,exact 2px-matched-pred 0.0075diag-matched-pred,$(OUT)/thresholds-$(s).parquet) \
-		$(foreach s,exact 2px-matched-pred 0.0075diag-matched-pred,--label $(s)) -q \
+	$(TS) plot $(foreach s,$(CURVES),$(OUT)/thresholds-$(s).parquet) $(foreach s,$(CURVES),--label $(s)) \
+		-q \
 		-o $(OUT)/pr.png --force
 	@echo "wrote $@"

@@ -4,9 +4,12 @@ benchmarks count: a predicted pixel is right when a truth pixel lies within D (E
 
 Two rules. ``relaxed``: each side on its own (distance transforms, as the masonry and
 "relaxed" evaluators). ``matched``: one-to-one pairs within D, as the BSDS benchmark's
-``correspondPixels`` makes them; here a maximum-cardinality bipartite matching
-(Hopcroft–Karp, ``scipy.sparse.csgraph.maximum_bipartite_matching``), which is exact and
-deterministic where the benchmark's CSA with random outlier edges can lose a match.
+``correspondPixels`` makes them; here a maximum-cardinality bipartite matching, exact and
+deterministic where the benchmark's CSA with random outlier edges can lose a match. It is
+solved as a unit-capacity maximum flow (Dinic, ``scipy.sparse.csgraph.maximum_flow``), not
+with ``maximum_bipartite_matching``: that one's Hopcroft–Karp search never marks dead ends
+and takes exponential time on layered graphs (scipy issue #26147), which thin lines within a
+few pixels of each other are; one 480×320 CrackForest map took 27 s there and 3 ms here.
 
 Predictions are thinned before counting as the benchmark thins them (MATLAB's
 ``bwmorph(E, 'thin', inf)``, the parallel algorithm of Lam, Lee and Suen 1992; the same
@@ -14,7 +17,10 @@ result as scikit-image's ``thin``, which the tests check): written here because
 scikit-image's takes ~40 ms on a 480×320 map and a sweep thins once per threshold. It visits
 only pixels on the boundary of what is left (a pixel can be removed only when a 4-neighbour
 is background), so its cost follows the pixels removed, not the image size times the
-number of passes.
+number of passes; a sweep keeps the image and its neighbourhood codes and adds the pixels
+each lower threshold brings. (pyEdgeEval's Python thinning stops as soon as the first
+subiteration deletes nothing, leaving now and then a pixel the second would delete, so its
+counts can differ from these by a pair or two.)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from functools import cache
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import maximum_flow
 
 from tinyseg_cli.metrics.sweep import SweepCounts, at_or_above
 
@@ -53,53 +59,90 @@ def _thin_tables() -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def thin(mask: np.ndarray) -> np.ndarray:
-    """MATLAB's ``bwmorph(mask, 'thin', inf)``: both subiterations repeated until nothing
-    changes. Returns a new boolean array.
+class _Thinner:
+    """A growing predicted set on a padded image, with each pixel's 8-neighbourhood code
+    (bit i-1 = x_i) kept up to date, so a sweep adds the pixels a lower threshold brings and
+    thins a copy, instead of rebuilding the image and its codes at every threshold."""
 
-    Each pixel's 8-neighbourhood code is kept in a byte image and updated where a pixel is
-    deleted, so a subiteration reads one byte per candidate; candidates are the pixels with
-    a background 4-neighbour (no other pixel can be deleted), renewed around deletions."""
-    image = np.pad(mask.astype(bool), 1)
-    height, width = image.shape
-    flat = image.ravel()
-    steps = np.array([dy * width + dx for dy, dx in NEIGHBOURS], np.int64)
-    code = np.zeros((height, width), np.uint8)
-    for bit, (dy, dx) in enumerate(NEIGHBOURS):
-        code[1:-1, 1:-1] |= image[1 + dy : height - 1 + dy, 1 + dx : width - 1 + dx].view(
-            np.uint8
-        ) << np.uint8(bit)
-    code = code.ravel()
-    four = np.uint8(0b01010101)  # x1, x3, x5, x7: E, N, W, S
-    candidates = np.flatnonzero(flat)
-    candidates = candidates[(code[candidates] & four) != four]
-    marked = np.zeros(flat.size, bool)
-    # clearing a deleted pixel's bit in each neighbour: the neighbour in direction k sees it
-    # in the opposite direction, bit (k + 4) % 8
-    clear = [np.uint8(~(1 << ((bit + 4) % 8)) & 0xFF) for bit in range(8)]
-    tables = _thin_tables()
-    idle = 0
-    while idle < 2:  # a subiteration of each kind without a deletion: done
-        for table in tables:
-            if candidates.size == 0:
-                return image[1:-1, 1:-1].copy()
-            removed = table[code[candidates]]
-            if not removed.any():
-                idle += 1
-                continue
-            idle = 0
-            deleted = candidates[removed]
-            flat[deleted] = False
-            marked[candidates[~removed]] = True
-            for bit in range(8):
-                neighbour = deleted + steps[bit]
-                code[neighbour] &= clear[bit]
-                marked[neighbour] = True
-            marked &= flat
-            near = np.flatnonzero(marked)
-            marked[near] = False
-            candidates = near[(code[near] & four) != four]
-    return image[1:-1, 1:-1].copy()
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.height, self.width = shape[0] + 2, shape[1] + 2
+        self.image = np.zeros(self.height * self.width, bool)
+        self.code = np.zeros(self.height * self.width, np.uint8)
+        self.steps = np.array([dy * self.width + dx for dy, dx in NEIGHBOURS], np.int64)
+        self._stamp = np.empty(self.height * self.width, np.int64)  # for deduplication
+
+    def flat(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Padded flat indices of pixels (y, x) of the unpadded image."""
+        return (ys.astype(np.int64) + 1) * self.width + xs + 1
+
+    def yx(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unpadded (y, x) of padded flat indices."""
+        return flat // self.width - 1, flat % self.width - 1
+
+    def add(self, pixels: np.ndarray) -> None:
+        """Set new foreground pixels (padded flat indices, none set before)."""
+        self.image[pixels] = True
+        for bit, step in enumerate(self.steps):
+            # the neighbour at +step sees the new pixel in the opposite direction
+            self.code[pixels + step] |= np.uint8(1 << ((bit + 4) % 8))
+
+    def thin(self, pixels: np.ndarray) -> np.ndarray:
+        """The pixels (all the foreground now, as padded flat indices) that MATLAB's
+        ``bwmorph(…, 'thin', inf)`` keeps: both subiterations repeated until nothing
+        changes. The set itself is left as it was.
+
+        A subiteration reads one code byte per candidate; candidates are the pixels with a
+        background 4-neighbour (no other pixel can be deleted), renewed around deletions,
+        so the work follows the pixels removed, not the image size times the passes."""
+        image, code = self.image.copy(), self.code.copy()
+        four = np.uint8(0b01010101)  # x1, x3, x5, x7: E, N, W, S
+        candidates = pixels[(code[pixels] & four) != four]
+        is_candidate = np.zeros(image.size, bool)
+        is_candidate[candidates] = True
+        clear = [np.uint8(~(1 << ((bit + 4) % 8)) & 0xFF) for bit in range(8)]
+        idle = 0
+        while idle < 2 and candidates.size:  # a subiteration of each kind deleting nothing
+            for table in _thin_tables():
+                removed = table[code[candidates]]
+                if not removed.any():
+                    idle += 1
+                    if idle == 2:
+                        break
+                    continue
+                idle = 0
+                deleted = candidates[removed]
+                image[deleted] = False
+                is_candidate[deleted] = False
+                fresh = []
+                for bit, step in enumerate(self.steps):
+                    neighbours = deleted + step
+                    code[neighbours] &= clear[bit]
+                    if bit % 2 == 0:
+                        # a 4-neighbour of a deleted pixel now has a background 4-neighbour;
+                        # no other pixel's 4-neighbours changed, so the candidates stay
+                        # exactly the foreground pixels with a background 4-neighbour
+                        fresh.append(neighbours)
+                new = np.concatenate(fresh)
+                new = new[image[new] & ~is_candidate[new]]
+                order = np.arange(new.size)
+                self._stamp[new] = order
+                new = new[self._stamp[new] == order]  # each pixel once
+                is_candidate[new] = True
+                candidates = np.concatenate((candidates[~removed], new))
+                if candidates.size == 0:
+                    break
+        return pixels[image[pixels]]
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """MATLAB's ``bwmorph(mask, 'thin', inf)`` (the parallel algorithm of Lam, Lee and Suen
+    1992, as scikit-image's ``thin``). Returns a new boolean array."""
+    thinner = _Thinner(mask.shape)
+    pixels = thinner.flat(*np.nonzero(mask))
+    thinner.add(pixels)
+    out = np.zeros(mask.shape, bool)
+    out[thinner.yx(thinner.thin(pixels))] = True
+    return out
 
 
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -108,16 +151,6 @@ def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
     dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
     inside = dy * dy + dx * dx <= radius * radius + 1e-9
     return dy[inside].astype(np.int64), dx[inside].astype(np.int64)
-
-
-def _any_within(source: np.ndarray, targets: np.ndarray, radius: float) -> np.ndarray:
-    """For each pixel of ``targets`` (a boolean map), whether ``source`` holds a pixel within
-    ``radius`` of it."""
-    ys, xs = np.nonzero(targets)
-    reach = math.floor(radius)
-    padded = np.pad(source, reach)
-    dy, dx = disk_offsets(radius)
-    return padded[ys[:, None] + reach + dy, xs[:, None] + reach + dx].any(axis=1)
 
 
 def near(truth: np.ndarray, radius: float) -> np.ndarray:
@@ -136,24 +169,78 @@ def max_within(scores: np.ndarray, radius: float) -> np.ndarray:
     return ndimage.maximum_filter(scores, footprint=footprint, mode="constant", cval=0)
 
 
+class _TruthWithin:
+    """One image's truth, ready for counting many predicted sets against it: the truth
+    pixels, a map of their indices padded by the radius's reach, the disk's offsets and the
+    pixels within the radius of the truth."""
+
+    def __init__(self, truth: np.ndarray, radius: float) -> None:
+        self.reach = math.floor(radius)
+        self.dy, self.dx = disk_offsets(radius)
+        self.ty, self.tx = np.nonzero(truth)
+        pad = self.reach
+        self.index = np.full((truth.shape[0] + 2 * pad, truth.shape[1] + 2 * pad), -1, np.int64)
+        self.index[self.ty + pad, self.tx + pad] = np.arange(self.ty.size)
+        self.close = near(truth, radius)
+
+    def partners(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """For each predicted pixel, the indices of the truth pixels within the radius
+        (-1 where the disk holds none), one column per disk offset."""
+        pad = self.reach
+        return self.index[ys[:, None] + pad + self.dy, xs[:, None] + pad + self.dx]
+
+    def correct(self, ys: np.ndarray, xs: np.ndarray) -> int:
+        """Predicted pixels with a truth pixel within the radius."""
+        return int(np.count_nonzero(self.close[ys, xs]))
+
+    def found(self, ys: np.ndarray, xs: np.ndarray) -> int:
+        """Truth pixels with a predicted pixel within the radius (the disk walked from the
+        smaller side)."""
+        close = self.close[ys, xs]
+        ys, xs = ys[close], xs[close]  # only these can reach a truth pixel
+        if ys.size == 0:
+            return 0
+        pad = self.reach
+        if ys.size <= self.ty.size:
+            partners = self.partners(ys, xs)
+            hit = np.zeros(self.ty.size, bool)
+            hit[partners[partners >= 0]] = True
+            return int(np.count_nonzero(hit))
+        predicted = np.zeros(self.index.shape, bool)
+        predicted[ys + pad, xs + pad] = True
+        around = predicted[self.ty[:, None] + pad + self.dy, self.tx[:, None] + pad + self.dx]
+        return int(np.count_nonzero(around.any(axis=1)))
+
+    def matched(self, ys: np.ndarray, xs: np.ndarray) -> int:
+        """The size of a maximum one-to-one matching of the predicted pixels to the truth
+        pixels within the radius."""
+        close = self.close[ys, xs]
+        ys, xs = ys[close], xs[close]  # the others have no partner
+        if ys.size == 0:
+            return 0
+        partners = self.partners(ys, xs)
+        edges = partners >= 0
+        n_pred, n_truth = ys.size, self.ty.size
+        # a flow network in CSR rows: predicted pixels (an arc to each truth pixel within
+        # the radius), truth pixels (an arc to the sink), the source (an arc to each
+        # predicted pixel), the sink; every arc has capacity 1
+        source, sink = n_pred + n_truth, n_pred + n_truth + 1
+        arcs_per_row = np.concatenate((edges.sum(axis=1), np.ones(n_truth, np.int64), [n_pred, 0]))
+        heads = np.concatenate(
+            (n_pred + partners[edges], np.full(n_truth, sink), np.arange(n_pred))
+        )
+        indptr = np.concatenate(([0], np.cumsum(arcs_per_row)))
+        network = csr_matrix(
+            (np.ones(heads.size, np.int32), heads.astype(np.int32), indptr.astype(np.int32)),
+            shape=(sink + 1, sink + 1),
+        )
+        return int(maximum_flow(network, source, sink, method="dinic").flow_value)
+
+
 def matched_pairs(pred: np.ndarray, truth: np.ndarray, radius: float) -> int:
     """The size of a maximum one-to-one matching of predicted to truth pixels within
-    ``radius`` (Hopcroft–Karp: no matching within the radius has more pairs)."""
-    ys, xs = np.nonzero(pred)
-    if ys.size == 0 or not truth.any():
-        return 0
-    reach = math.floor(radius)
-    index = np.full((truth.shape[0] + 2 * reach, truth.shape[1] + 2 * reach), -1, np.int64)
-    ty, tx = np.nonzero(truth)
-    index[ty + reach, tx + reach] = np.arange(ty.size)
-    dy, dx = disk_offsets(radius)
-    partners = index[ys[:, None] + reach + dy, xs[:, None] + reach + dx]
-    edges = partners >= 0
-    indptr = np.concatenate(([0], np.cumsum(edges.sum(axis=1))))
-    graph = csr_matrix(
-        (np.ones(int(indptr[-1]), np.int8), partners[edges], indptr), shape=(ys.size, ty.size)
-    )
-    return int(np.count_nonzero(maximum_bipartite_matching(graph, perm_type="column") >= 0))
+    ``radius`` (no matching within the radius has more pairs)."""
+    return _TruthWithin(truth, radius).matched(*np.nonzero(pred))
 
 
 def tolerance_counts(
@@ -171,35 +258,47 @@ def tolerance_counts(
     ``levels``: how many thresholds each score reaches (:func:`metrics.sweep.reached`);
     ``scores``: the probabilities themselves (for the one-pass relaxed sweep); ``truth``:
     the class's truth pixels; ``valid``: the pixels that count. Relaxed without thinning is
-    one pass; thinning or matching work threshold by threshold.
+    one pass; thinning or matching work threshold by threshold, from the highest down, each
+    adding the pixels its threshold brings.
     """
     truth = truth & valid
     if thin_mode == "both":
         truth = thin(truth)
     truth_total = int(np.count_nonzero(truth))
     levels = np.where(valid, levels, 0)
-    close = near(truth, radius)
     if rule == "relaxed" and thin_mode == "none":
         found = at_or_above(_levels_of_max(levels, radius)[truth], n_thresholds)
         return SweepCounts(
             found,
             np.full(n_thresholds, truth_total, np.int64),
-            at_or_above(levels[close], n_thresholds),
+            at_or_above(levels[near(truth, radius)], n_thresholds),
             at_or_above(levels, n_thresholds),
         )
+    within = _TruthWithin(truth, radius)
+    # the predicted pixels, highest level first: each threshold's predicted set is a prefix
+    positive = np.flatnonzero(levels)
+    order = positive[np.argsort(-levels.ravel()[positive].astype(np.int64), kind="stable")]
+    ys_all, xs_all = np.divmod(order, levels.shape[1])
+    above = at_or_above(levels, n_thresholds)
+    thinner = _Thinner(levels.shape) if thin_mode != "none" else None
+    flat_all = thinner.flat(ys_all, xs_all) if thinner else order
     cnt_r, cnt_p, sum_p = (np.zeros(n_thresholds, np.int64) for _ in range(3))
-    for k in range(n_thresholds):
-        pred = levels > k
-        if not pred.any():
-            continue  # higher thresholds predict nothing either
-        if thin_mode != "none":
-            pred = thin(pred)
-        sum_p[k] = np.count_nonzero(pred)
+    added = 0
+    for k in range(n_thresholds - 1, -1, -1):
+        count = int(above[k])
+        if count == 0:
+            continue  # nothing reaches this threshold
+        ys, xs = ys_all[:count], xs_all[:count]
+        if thinner:
+            thinner.add(flat_all[added:count])
+            added = count
+            ys, xs = thinner.yx(thinner.thin(flat_all[:count]))
+        sum_p[k] = ys.size
         if rule == "matched":
-            cnt_r[k] = cnt_p[k] = matched_pairs(pred, truth, radius)
+            cnt_r[k] = cnt_p[k] = within.matched(ys, xs)
         else:
-            cnt_p[k] = np.count_nonzero(pred & close)
-            cnt_r[k] = np.count_nonzero(_any_within(pred, truth, radius))
+            cnt_p[k] = within.correct(ys, xs)
+            cnt_r[k] = within.found(ys, xs)
     return SweepCounts(cnt_r, np.full(n_thresholds, truth_total, np.int64), cnt_p, sum_p)
 
 
