@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import tifffile
 
-from tests.conftest import write_map
+from tests.conftest import run_tinyseg, write_map
 from tinyseg_cli.metrics.sweep import (
     SweepCounts,
     average_precision,
@@ -208,6 +208,21 @@ def test_score_thresholds_through_the_cli_and_shards_merged(cli, tmp_path: Path)
     assert json.loads(merged.stdout)["classes"]["crack"] == crack
     scores = pq.read_table(tmp_path / "scores.parquet").to_pylist()
     assert scores[0]["class_name"] == "crack" and scores[0]["ods"] == pytest.approx(8 / 11)
+
+
+def test_a_thresholds_table_piped_into_score_counts(tmp_path: Path):
+    """``--sweep-out -`` into ``score --counts -``: stdin is read once and still recognised
+    as a thresholds table (not refused as a confusion counts table without tp, fp, fn, tn)."""
+    truth, pred = write_case(tmp_path)
+    made = run_tinyseg(
+        "score", "--truth", truth, "--pred", pred, "--thresholds", "0.2,0.5,0.75",
+        "--classes", "bg,crack", "-q", "--sweep-out", "-",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr.decode()
+    reduced = run_tinyseg("score", "--counts", "-", "--json", "-q", input=made.stdout)
+    assert reduced.returncode == 0, reduced.stderr.decode()
+    crack = json.loads(reduced.stdout)["classes"]["crack"]
+    assert crack["ods"] == pytest.approx(8 / 11) and crack["ods_threshold"] == pytest.approx(0.2)
 
 
 def test_sweep_usage_errors(cli, tmp_path: Path):

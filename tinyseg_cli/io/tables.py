@@ -73,20 +73,34 @@ def _check_text(data: bytes, name: str) -> None:
             ) from None
 
 
+# stdin can be read once: the table it held is kept for a command that looks at a table
+# before reading it (score --counts: thresholds or confusion counts?), keyed by the stream so
+# that a new stdin is read afresh
+_stdin_table: tuple[Any, pa.Table] | None = None
+
+
 def read_table(path: str | Path) -> pa.Table:
     """Read a table, detecting Parquet, Arrow IPC file/stream or CSV by content."""
+    global _stdin_table
     if str(path) == STDIO:
+        if _stdin_table is not None and _stdin_table[0] is sys.stdin:
+            return _stdin_table[1]
         data = sys.stdin.buffer.read()
-        name, suffix = "<stdin>", ""
         if not data:
             raise TinysegError("<stdin>: empty input, expected a table")
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise not_a_file(p)
-        data, name, suffix = p.read_bytes(), str(p), p.suffix.lower()
-        if not data:
-            raise TinysegError(f"{p}: empty file, expected a table")
+        table = _table_of(data, "<stdin>", "")
+        _stdin_table = (sys.stdin, table)
+        return table
+    p = Path(path)
+    if not p.is_file():
+        raise not_a_file(p)
+    data = p.read_bytes()
+    if not data:
+        raise TinysegError(f"{p}: empty file, expected a table")
+    return _table_of(data, str(p), p.suffix.lower())
+
+
+def _table_of(data: bytes, name: str, suffix: str) -> pa.Table:
     try:
         return read_table_bytes(data, name, suffix)
     except (pa.ArrowException, OSError, ValueError) as error:

@@ -32,7 +32,7 @@ Examples:
 
   {RUNS} | tinyseg plot - --metric f2,oii -o runs.svg
 
-  {RUNS} | tinyseg plot - --kind scatter -o scatter.png
+  tinyseg score --truth t --pred p --thresholds 99 --sweep-out - -q | tinyseg plot - -o pr.png
 
   {TRAIN} && tinyseg plot run -o curves.pdf
 """

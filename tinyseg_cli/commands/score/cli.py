@@ -89,12 +89,13 @@ from tinyseg_cli.scoring.results import (
     score_counts,
 )
 
-EXAMPLES = """\
+SWEEP_EXAMPLE = "tinyseg score --truth t --pred p --thresholds 99 --tolerance 2 --sweep-out -"
+EXAMPLES = f"""\
 Examples:
 
   tinyseg score --truth masks/ --pred pred/ --classes bg,crack -o scores.parquet
 
-  tinyseg score --truth t --pred p --counts-out - | tinyseg score --counts -
+  {SWEEP_EXAMPLE} | tinyseg score --counts -
 
   tinyseg score --truth masks/ --run a=run_a/pred --run b=run_b/pred --objects --json
 """

@@ -178,9 +178,11 @@ def _print_summary(
 
 
 def all_sweep_tables(paths: list[str]) -> bool:
-    """Whether the TABLEs of --counts are thresholds tables (read from their schema)."""
+    """Whether the TABLEs of --counts are thresholds tables (a file's schema is enough;
+    stdin is read whole, and kept for the reading that follows)."""
     return bool(paths) and all(
-        path != "-" and is_sweep_table(file_schema(path).names) for path in paths
+        is_sweep_table(read_table(path).column_names if path == "-" else file_schema(path).names)
+        for path in paths
     )
 
 
