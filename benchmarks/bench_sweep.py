@@ -96,7 +96,7 @@ def ours(truth, probs, thresholds, rule, thin):
     radius = MAX_DIST * float(np.hypot(*truth.shape))
     levels = reached(probs, thresholds)
     valid = np.ones(truth.shape, bool)
-    return tolerance_counts(levels, probs, truth, valid, len(thresholds), radius, rule, thin)
+    return tolerance_counts(levels, truth, valid, len(thresholds), radius, rule, thin)
 
 
 def run(quick: bool = False) -> Section:

@@ -115,7 +115,7 @@ def test_relaxed_tolerance_by_hand():
     its neighbours 0.6 at column 3 — within 1 px, found too): 5. t = 0.75: predicted 0.9,
     0.8 and 0.95: right 2 of 3; found: columns 0, 1, 2 (0.8 is next to column 2): 3 of 5."""
     levels = reached(SCORES, THRESHOLDS)
-    counts = tolerance_counts(levels, SCORES, TRUTH, VALID, 3, 1.0, "relaxed", "none")
+    counts = tolerance_counts(levels, TRUTH, VALID, 3, 1.0, "relaxed", "none")
     assert counts.cnt_p.tolist() == [5, 4, 2] and counts.sum_p.tolist() == [6, 5, 3]
     assert counts.cnt_r.tolist() == [5, 5, 3] and counts.sum_r.tolist() == [5, 5, 5]
 
@@ -127,7 +127,7 @@ def test_matched_tolerance_by_hand():
     its own column first would leave q alone: 4). t = 0.5 (p2 drops): q-t1, p0-t0, p1-t2,
     p3-t3: 4. t = 0.75: p0, p1 and the far 0.95: 2."""
     levels = reached(SCORES, THRESHOLDS)
-    counts = tolerance_counts(levels, SCORES, TRUTH, VALID, 3, 1.0, "matched", "none")
+    counts = tolerance_counts(levels, TRUTH, VALID, 3, 1.0, "matched", "none")
     assert counts.cnt_p.tolist() == [5, 4, 2] and counts.cnt_r.tolist() == [5, 4, 2]
     assert counts.sum_p.tolist() == [6, 5, 3]
 
@@ -297,7 +297,6 @@ def test_matched_counts_agree_with_pyedgeeval_where_installed():
             levels = reached(probs, thresholds)
             ours = tolerance_counts(
                 levels,
-                probs,
                 truth,
                 np.ones(truth.shape, bool),
                 len(thresholds),

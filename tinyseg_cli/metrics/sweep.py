@@ -202,6 +202,7 @@ class SweepSummary:
     ods: Best
     ois: Best  # pooled counts at each image's best threshold; threshold is NaN
     ap: float
+    pooled: SweepCounts  # the set's counts at each threshold: the precision/recall curve
     per_image_mean: Best | None = None  # the other family's "ODS": best mean of image F
 
 
@@ -209,9 +210,7 @@ def summarize_sweep(
     thresholds: np.ndarray, per_image: list[SweepCounts], per_image_mean: bool = False
 ) -> SweepSummary:
     """ODS, OIS and AP of one class from each image's counts (see the module docstring)."""
-    pooled = per_image[0]
-    for counts in per_image[1:]:
-        pooled = pooled + counts
+    pooled = sum(per_image[1:], per_image[0])
     recall, precision, _ = recall_precision_f(pooled)
     ods = best_interpolated(thresholds, recall, precision)
     best = [0, 0, 0, 0]
@@ -233,4 +232,4 @@ def summarize_sweep(
         mean_f = np.mean(image_f, axis=0)
         k = int(np.argmax(mean_f))
         mean = Best(float(thresholds[k]), float("nan"), float("nan"), float(mean_f[k]))
-    return SweepSummary(ods, ois, average_precision(recall, precision), mean)
+    return SweepSummary(ods, ois, average_precision(recall, precision), pooled, mean)

@@ -245,7 +245,6 @@ def matched_pairs(pred: np.ndarray, truth: np.ndarray, radius: float) -> int:
 
 def tolerance_counts(
     levels: np.ndarray,
-    scores: np.ndarray,
     truth: np.ndarray,
     valid: np.ndarray,
     n_thresholds: int,
@@ -256,10 +255,9 @@ def tolerance_counts(
     """Counts of one image and class at every threshold within ``radius`` of the truth.
 
     ``levels``: how many thresholds each score reaches (:func:`metrics.sweep.reached`);
-    ``scores``: the probabilities themselves (for the one-pass relaxed sweep); ``truth``:
-    the class's truth pixels; ``valid``: the pixels that count. Relaxed without thinning is
-    one pass; thinning or matching work threshold by threshold, from the highest down, each
-    adding the pixels its threshold brings.
+    ``truth``: the class's truth pixels; ``valid``: the pixels that count. Relaxed without
+    thinning is one pass; thinning or matching work threshold by threshold, from the highest
+    down, each adding the pixels its threshold brings.
     """
     truth = truth & valid
     if thin_mode == "both":
@@ -281,7 +279,8 @@ def tolerance_counts(
     ys_all, xs_all = np.divmod(order, levels.shape[1])
     above = at_or_above(levels, n_thresholds)
     thinner = _Thinner(levels.shape) if thin_mode != "none" else None
-    flat_all = thinner.flat(ys_all, xs_all) if thinner else order
+    # the same pixels as padded flat indices, what the thinning works on
+    flat_all = thinner.flat(ys_all, xs_all) if thinner else np.empty(0, np.int64)
     cnt_r, cnt_p, sum_p = (np.zeros(n_thresholds, np.int64) for _ in range(3))
     added = 0
     for k in range(n_thresholds - 1, -1, -1):

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
-from tinyseg_cli.metrics.sweep import SweepSummary, recall_precision_f, summarize_sweep
+from tinyseg_cli.metrics.sweep import SweepSummary, recall_precision_f
 from tinyseg_cli.plots.tables import Source, floats, series_keys, texts
 from tinyseg_cli.scoring.sweep_tables import SweepSet, add_rows
 
@@ -204,26 +204,16 @@ def read_pr(source: Source, classes: list[str] | None) -> list[PrCurve]:
         )
     }
     curves = []
+    found = swept.summaries()
     for class_index in swept.classes():
         name = names[class_index]
         if classes is not None and name not in classes and str(class_index) not in classes:
             continue
-        per_image = [c for (_, k), c in sorted(swept.counts.items()) if k == class_index]
-        pooled = per_image[0]
-        for counts in per_image[1:]:
-            pooled = pooled + counts
-        recall, precision, _ = recall_precision_f(pooled)
-        drawn = pooled.sum_p > 0  # a threshold that predicts nothing has no precision
+        summary = found[class_index]
+        recall, precision, _ = recall_precision_f(summary.pooled)
+        drawn = summary.pooled.sum_p > 0  # a threshold that predicts nothing has no precision
         label = f"{source.label}: {name}"
-        curves.append(
-            PrCurve(
-                label,
-                thresholds[drawn],
-                recall[drawn],
-                precision[drawn],
-                summarize_sweep(thresholds, per_image),
-            )
-        )
+        curves.append(PrCurve(label, thresholds[drawn], recall[drawn], precision[drawn], summary))
     if not curves:
         raise TinysegError(f"{source.path}: no class of --classes {', '.join(classes or [])}")
     return curves

@@ -116,23 +116,41 @@ def pair_maps(
     return Pairing([Pair(s, truth[s], pred[s]) for s in common], truth_only, pred_only)
 
 
+def open_truth(
+    pair: Pair[MapRef],
+    palette: Palette | None,
+    truth_remap: np.ndarray | None,
+    ignore_index: int | None,
+) -> LabelMap:
+    """A pair's truth inside its ROI, its labels put into the prediction's classes
+    (``truth_remap``), the ignore label kept as it is."""
+    truth = open_mask(pair.truth.path, palette=palette, roi=pair.truth.roi, rule=pair.truth.rule)
+    truth.remap, truth.keep = truth_remap, ignore_index
+    return truth
+
+
+def check_same_shape(
+    pair: Pair[MapRef], truth: tuple[int, ...], pred: tuple[int, ...], pred_is: str
+) -> None:
+    """Refuse a pair whose truth and prediction differ in size; ``pred_is`` names the
+    prediction ("prediction PATH is")."""
+    if truth != pred:
+        raise TinysegError(
+            f"sample {pair.sample_id}: shape mismatch: truth {pair.truth.path} is "
+            f"{truth[0]}×{truth[1]}, {pred_is} {pred[0]}×{pred[1]}"
+        )
+
+
 def open_pair(pair: Pair[MapRef], options: CountOptions) -> tuple[LabelMap, LabelMap]:
     """Truth (inside its ROI) and prediction of a pair, opened for reading in blocks; their
     shapes must agree."""
-    roi = pair.truth.roi
-    truth = open_mask(pair.truth.path, palette=options.palette, roi=roi, rule=pair.truth.rule)
-    truth.remap, truth.keep = options.truth_remap, options.ignore_index
+    truth = open_truth(pair, options.palette, options.truth_remap, options.ignore_index)
     pred = open_label_map(
         pair.pred.path, "prediction", palette=options.pred_palette, threshold=options.threshold
     )
-    if roi is not None and pred.full_shape == truth.full_shape:
-        pred.roi = roi  # a full-size prediction: score its ROI
-    if truth.shape != pred.shape:
-        raise TinysegError(
-            f"sample {pair.sample_id}: shape mismatch: truth {pair.truth.path} is "
-            f"{truth.shape[0]}×{truth.shape[1]}, prediction {pair.pred.path} is "
-            f"{pred.shape[0]}×{pred.shape[1]}"
-        )
+    if pair.truth.roi is not None and pred.full_shape == truth.full_shape:
+        pred.roi = pair.truth.roi  # a full-size prediction: score its ROI
+    check_same_shape(pair, truth.shape, pred.shape, f"prediction {pair.pred.path} is")
     return truth, pred
 
 

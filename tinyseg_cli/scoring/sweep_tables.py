@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError
 from tinyseg_cli.io.classmap import ClassMap
-from tinyseg_cli.metrics.sweep import SweepCounts
+from tinyseg_cli.metrics.sweep import SweepCounts, SweepSummary, summarize_sweep
 
 SWEEP_KIND = "sweep"
 EXACT_COLUMNS = ("tp", "fp", "fn", "tn")
@@ -38,6 +38,16 @@ class SweepSet:
 
     def classes(self) -> list[int]:
         return sorted({c for _, c in self.counts})
+
+    def summaries(self, per_image_mean: bool = False) -> dict[int, SweepSummary]:
+        """ODS, OIS and AP of each class over the samples."""
+        by_class: dict[int, list[SweepCounts]] = {}
+        for (_, class_index), counts in sorted(self.counts.items()):
+            by_class.setdefault(class_index, []).append(counts)
+        return {
+            class_index: summarize_sweep(self.thresholds, counts, per_image_mean)
+            for class_index, counts in by_class.items()
+        }
 
 
 def sweep_table(swept: SweepSet, class_map: ClassMap) -> pa.Table:

@@ -17,16 +17,15 @@ from tinyseg_cli.commands.score.sweeps import (
     SweepOptions,
     parse_tolerance,
     read_sweep_tables,
-    summaries,
     summary_json,
     summary_table,
     sweep_maps,
     sweep_pairs,
 )
 from tinyseg_cli.errors import UsageError
-from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
+from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.io.palette import Palette
-from tinyseg_cli.io.tables import file_schema, read_table, table_metadata, write_table
+from tinyseg_cli.io.tables import file_schema, read_table, write_table
 from tinyseg_cli.metrics.sweep import SweepSummary, parse_thresholds
 from tinyseg_cli.scoring.sweep_tables import SweepSet, is_sweep_table, sweep_table
 
@@ -137,7 +136,7 @@ def run_sweep(
 ) -> None:
     """Write what a sweep was asked for: the thresholds table, the scores table, the JSON
     summary, and the per-class table on stderr."""
-    found = summaries(swept, per_image_mean)
+    found = swept.summaries(per_image_mean)
     n_samples = len({sample for sample, _ in swept.counts})
     if sweep_out is not None:
         write_table(sweep_table(swept, class_map), sweep_out, metadata)
@@ -198,8 +197,7 @@ def score_sweep(
     if spec["counts"]:
         if spec["thresholds"] is not None:
             raise UsageError("--counts reads the thresholds from its tables; drop --thresholds")
-        swept, record = read_sweep_tables(spec["tables"])
-        found_map = class_map_from_metadata(table_metadata(read_table(spec["tables"][0])))
+        swept, record, found_map = read_sweep_tables(spec["tables"])
         class_map = class_map or found_map
     else:
         try:

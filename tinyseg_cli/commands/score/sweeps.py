@@ -14,22 +14,15 @@ import numpy as np
 import pyarrow as pa
 
 from tinyseg_cli.errors import TinysegError, UsageError
-from tinyseg_cli.io.classmap import ClassMap
-from tinyseg_cli.io.masks import open_mask
+from tinyseg_cli.io.classmap import ClassMap, class_map_from_metadata
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.rasters import read_scores
 from tinyseg_cli.io.sources import MapRef, resolve_maps
 from tinyseg_cli.io.tables import read_table, table_metadata
-from tinyseg_cli.metrics.sweep import (
-    SweepCounts,
-    SweepSummary,
-    exact_counts,
-    reached,
-    summarize_sweep,
-)
+from tinyseg_cli.metrics.sweep import SweepCounts, SweepSummary, exact_counts, reached
 from tinyseg_cli.metrics.tolerance import tolerance_counts
 from tinyseg_cli.runtime.parallel import parallel_map, shard
-from tinyseg_cli.scoring.pairs import Pair, pair_maps
+from tinyseg_cli.scoring.pairs import Pair, check_same_shape, open_truth, pair_maps
 from tinyseg_cli.scoring.sweep_tables import SweepSet, add_rows, is_sweep_table
 
 
@@ -94,22 +87,13 @@ def sweep_pair(
     pair: Pair[MapRef], options: SweepOptions
 ) -> tuple[str, list[tuple[int, SweepCounts]]]:
     """One image's counts for each class its probability map scores."""
-    truth_map = open_mask(
-        pair.truth.path, palette=options.palette, roi=pair.truth.roi, rule=pair.truth.rule
-    )
-    truth_map.remap, truth_map.keep = options.truth_remap, options.ignore_index
+    truth_map = open_truth(pair, options.palette, options.truth_remap, options.ignore_index)
     truth = truth_map[:]
     scores = read_scores(pair.pred.path)
-    height, width = scores.shape[-2:]
     roi = pair.truth.roi
-    if roi is not None and (height, width) == truth_map.full_shape:
+    if roi is not None and scores.shape[-2:] == truth_map.full_shape:
         scores = scores[..., roi[0] : roi[2], roi[1] : roi[3]]  # a full-size prediction
-    if scores.shape[-2:] != truth.shape:
-        raise TinysegError(
-            f"sample {pair.sample_id}: shape mismatch: truth {pair.truth.path} is "
-            f"{truth.shape[0]}×{truth.shape[1]}, probabilities {pair.pred.path} are "
-            f"{scores.shape[-2]}×{scores.shape[-1]}"
-        )
+    check_same_shape(pair, truth.shape, scores.shape[-2:], f"probabilities {pair.pred.path} are")
     valid = (
         np.ones(truth.shape, bool)
         if options.ignore_index is None
@@ -126,7 +110,7 @@ def sweep_pair(
         else:
             radius = options.tolerance.radius(*truth.shape)
             counts = tolerance_counts(
-                levels, plane, positive, valid, n, radius, options.rule, options.thin
+                levels, positive, valid, n, radius, options.rule, options.thin
             )
         out.append((class_index, counts))
     return pair.sample_id, out
@@ -176,37 +160,30 @@ def sweep_maps(
     return swept
 
 
-def read_sweep_tables(paths: list[str]) -> tuple[SweepSet, dict[str, Any]]:
-    """Thresholds tables (shards of one sweep) added together; their sweep record."""
+def read_sweep_tables(paths: list[str]) -> tuple[SweepSet, dict[str, Any], ClassMap | None]:
+    """Thresholds tables (shards of one sweep) added together; their sweep record and the
+    class map the first one carries."""
     swept: SweepSet | None = None
     record: dict[str, Any] = {}
+    class_map: ClassMap | None = None
     for path in paths:
         table = read_table(path)
         name = "<stdin>" if path == "-" else path
         if not is_sweep_table(table.column_names):
             raise UsageError(f"{name}: not a thresholds table of 'score --sweep-out'")
-        found = table_metadata(table).get("sweep") or {}
+        metadata = table_metadata(table)
+        found = metadata.get("sweep") or {}
         thresholds = np.unique(table["threshold"].to_numpy())
         if swept is None:
             swept, record = SweepSet(thresholds, "cnt_r" in table.column_names), found
+            class_map = class_map_from_metadata(metadata)
         elif not np.array_equal(thresholds, swept.thresholds) or found != record:
             raise TinysegError(
                 f"{name}: another sweep (thresholds, tolerance or rule) than the first table's"
             )
         add_rows(swept, table, name)
     assert swept is not None
-    return swept, record
-
-
-def summaries(swept: SweepSet, per_image_mean: bool) -> dict[int, SweepSummary]:
-    """ODS, OIS and AP of each class."""
-    by_class: dict[int, list[SweepCounts]] = {}
-    for (_, class_index), counts in sorted(swept.counts.items()):
-        by_class.setdefault(class_index, []).append(counts)
-    return {
-        class_index: summarize_sweep(swept.thresholds, counts, per_image_mean)
-        for class_index, counts in by_class.items()
-    }
+    return swept, record, class_map
 
 
 def class_scores(summary: SweepSummary) -> dict[str, float | None]:
@@ -225,6 +202,11 @@ def class_scores(summary: SweepSummary) -> dict[str, float | None]:
     }
 
 
+def _macro(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean over the classes of ODS, OIS and AP."""
+    return {key: float(np.mean([entry[key] for entry in entries])) for key in ("ods", "ois", "ap")}
+
+
 def summary_json(
     found: dict[int, SweepSummary], class_map: ClassMap, record: dict[str, Any], n_samples: int
 ) -> dict[str, Any]:
@@ -238,13 +220,9 @@ def summary_json(
         else:
             del entry["per_image_mean_f"]
         classes[class_map.name(class_index)] = entry
-    macro = {
-        key: float(np.mean([entry[key] for entry in classes.values()]))
-        for key in ("ods", "ois", "ap")
-    }
     return {
         "classes": classes,
-        "macro": macro,
+        "macro": _macro(list(classes.values())),
         "n_samples": n_samples,
         "sweep": {
             **record,
@@ -268,8 +246,13 @@ def summary_table(found: dict[int, SweepSummary], class_map: ClassMap) -> pa.Tab
                 **class_scores(summary),
             }
         )
-    macro = {key: float(np.mean([row[key] for row in rows])) for key in ("ods", "ois", "ap")}
     rows.append(
-        {"stat": "value", "level": "macro", "class_index": None, "class_name": "macro", **macro}
+        {
+            "stat": "value",
+            "level": "macro",
+            "class_index": None,
+            "class_name": "macro",
+            **_macro(rows),
+        }
     )
     return pa.Table.from_pylist(rows)
