@@ -166,6 +166,39 @@ def test_thinning_matches_scikit_image_where_installed():
         assert np.array_equal(thin(blob), skimage.thin(blob))
 
 
+def test_sweep_with_thinning_equals_each_threshold_thinned_and_counted_alone():
+    """A sweep adds each threshold's pixels to the last one's and counts in compiled loops;
+    it must give what thinning the threshold's mask from scratch and counting pairs of
+    pixels by their distances gives, on maps with blobs, lines and pixels at the border."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    thresholds = np.linspace(0.1, 0.9, 9)
+    for case in range(6):
+        shape = (int(rng.integers(12, 30)), int(rng.integers(12, 30)))
+        scores = ndimage.gaussian_filter(rng.random(shape), rng.uniform(0.8, 2.5))
+        scores = (scores - scores.min()) / np.ptp(scores)
+        truth = ndimage.gaussian_filter(rng.random(shape), 1.5) > 0.55
+        truth[0, :] |= case % 2 == 0  # truth touching the border
+        radius = float(rng.choice([1.0, 1.5, 2.5]))
+        levels = reached(scores, thresholds)
+        valid = np.ones(shape, bool)
+        for thin_mode in ("pred", "both"):
+            truth_used = thin(truth) if thin_mode == "both" else truth
+            ty, tx = np.nonzero(truth_used)
+            relaxed = tolerance_counts(levels, truth, valid, 9, radius, "relaxed", thin_mode)
+            matched = tolerance_counts(levels, truth, valid, 9, radius, "matched", thin_mode)
+            for k in range(9):
+                pred = thin(levels > k)
+                py, px = np.nonzero(pred)
+                within = np.hypot(py[:, None] - ty, px[:, None] - tx) <= radius
+                assert relaxed.sum_p[k] == matched.sum_p[k] == py.size
+                assert relaxed.cnt_p[k] == np.count_nonzero(within.any(axis=1))
+                assert relaxed.cnt_r[k] == np.count_nonzero(within.any(axis=0))
+                assert matched.cnt_p[k] == matched_pairs(pred, truth_used, radius)
+            assert (relaxed.sum_r == ty.size).all()
+
+
 def write_case(root: Path) -> tuple[Path, Path]:
     write_map(root / "t" / "a.png", TRUTH.astype(np.uint8))
     (root / "p").mkdir(parents=True)

@@ -11,22 +11,13 @@ with ``maximum_bipartite_matching``: that one's Hopcroft–Karp search never mar
 and takes exponential time on layered graphs (scipy issue #26147), which thin lines within a
 few pixels of each other are; one 480×320 CrackForest map took 27 s there and 3 ms here.
 
-Predictions are thinned before counting as the benchmark thins them (MATLAB's
-``bwmorph(E, 'thin', inf)``, the parallel algorithm of Lam, Lee and Suen 1992; the same
-result as scikit-image's ``thin``, which the tests check): written here because
-scikit-image's takes ~40 ms on a 480×320 map and a sweep thins once per threshold. It visits
-only pixels on the boundary of what is left (a pixel can be removed only when a 4-neighbour
-is background), so its cost follows the pixels removed, not the image size times the
-number of passes; a sweep keeps the image and its neighbourhood codes and adds the pixels
-each lower threshold brings. (pyEdgeEval's Python thinning stops as soon as the first
-subiteration deletes nothing, leaving now and then a pixel the second would delete, so its
-counts can differ from these by a pair or two.)
+Predictions are thinned before counting as the benchmark thins them
+(:mod:`tinyseg_cli.metrics.thinning`).
 """
 
 from __future__ import annotations
 
 import math
-from functools import cache
 
 import numpy as np
 from scipy import ndimage
@@ -34,115 +25,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from tinyseg_cli.metrics.sweep import SweepCounts, at_or_above
+from tinyseg_cli.metrics.thinning import Thinner, thin
 
 RULES = ("relaxed", "matched")
 THIN = ("pred", "both", "none")
-# 8-neighbours in the order of Lam, Lee and Suen: x1 = east, counter-clockwise to x8 = SE.
-NEIGHBOURS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
-
-
-@cache
-def _thin_tables() -> tuple[np.ndarray, np.ndarray]:
-    """For each 8-neighbourhood code (bit i-1 = x_i), whether the first and the second
-    subiteration of the thinning delete the centre pixel (conditions G1, G2, G3/G3')."""
-    first = np.zeros(256, bool)
-    second = np.zeros(256, bool)
-    for code in range(256):
-        x = [(code >> i) & 1 for i in range(8)]
-        x = [x[7], *x, x[0]]  # x[0] = x8, x[1..8], x[9] = x1
-        crossings = sum(1 for i in range(1, 5) if not x[2 * i - 1] and (x[2 * i] or x[2 * i + 1]))
-        n1 = sum(1 for k in range(1, 5) if x[2 * k - 1] or x[2 * k])
-        n2 = sum(1 for k in range(1, 5) if x[2 * k] or x[2 * k + 1])
-        g12 = crossings == 1 and 2 <= min(n1, n2) <= 3
-        first[code] = g12 and not ((x[2] or x[3] or not x[8]) and x[1])
-        second[code] = g12 and not ((x[6] or x[7] or not x[4]) and x[5])
-    return first, second
-
-
-class _Thinner:
-    """A growing predicted set on a padded image, with each pixel's 8-neighbourhood code
-    (bit i-1 = x_i) kept up to date, so a sweep adds the pixels a lower threshold brings and
-    thins a copy, instead of rebuilding the image and its codes at every threshold."""
-
-    def __init__(self, shape: tuple[int, int]) -> None:
-        self.height, self.width = shape[0] + 2, shape[1] + 2
-        self.image = np.zeros(self.height * self.width, bool)
-        self.code = np.zeros(self.height * self.width, np.uint8)
-        self.steps = np.array([dy * self.width + dx for dy, dx in NEIGHBOURS], np.int64)
-        self._stamp = np.empty(self.height * self.width, np.int64)  # for deduplication
-
-    def flat(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """Padded flat indices of pixels (y, x) of the unpadded image."""
-        return (ys.astype(np.int64) + 1) * self.width + xs + 1
-
-    def yx(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unpadded (y, x) of padded flat indices."""
-        return flat // self.width - 1, flat % self.width - 1
-
-    def add(self, pixels: np.ndarray) -> None:
-        """Set new foreground pixels (padded flat indices, none set before)."""
-        self.image[pixels] = True
-        for bit, step in enumerate(self.steps):
-            # the neighbour at +step sees the new pixel in the opposite direction
-            self.code[pixels + step] |= np.uint8(1 << ((bit + 4) % 8))
-
-    def thin(self, pixels: np.ndarray) -> np.ndarray:
-        """The pixels (all the foreground now, as padded flat indices) that MATLAB's
-        ``bwmorph(…, 'thin', inf)`` keeps: both subiterations repeated until nothing
-        changes. The set itself is left as it was.
-
-        A subiteration reads one code byte per candidate; candidates are the pixels with a
-        background 4-neighbour (no other pixel can be deleted), renewed around deletions,
-        so the work follows the pixels removed, not the image size times the passes."""
-        image, code = self.image.copy(), self.code.copy()
-        four = np.uint8(0b01010101)  # x1, x3, x5, x7: E, N, W, S
-        candidates = pixels[(code[pixels] & four) != four]
-        is_candidate = np.zeros(image.size, bool)
-        is_candidate[candidates] = True
-        clear = [np.uint8(~(1 << ((bit + 4) % 8)) & 0xFF) for bit in range(8)]
-        idle = 0
-        while idle < 2 and candidates.size:  # a subiteration of each kind deleting nothing
-            for table in _thin_tables():
-                removed = table[code[candidates]]
-                if not removed.any():
-                    idle += 1
-                    if idle == 2:
-                        break
-                    continue
-                idle = 0
-                deleted = candidates[removed]
-                image[deleted] = False
-                is_candidate[deleted] = False
-                fresh = []
-                for bit, step in enumerate(self.steps):
-                    neighbours = deleted + step
-                    code[neighbours] &= clear[bit]
-                    if bit % 2 == 0:
-                        # a 4-neighbour of a deleted pixel now has a background 4-neighbour;
-                        # no other pixel's 4-neighbours changed, so the candidates stay
-                        # exactly the foreground pixels with a background 4-neighbour
-                        fresh.append(neighbours)
-                new = np.concatenate(fresh)
-                new = new[image[new] & ~is_candidate[new]]
-                order = np.arange(new.size)
-                self._stamp[new] = order
-                new = new[self._stamp[new] == order]  # each pixel once
-                is_candidate[new] = True
-                candidates = np.concatenate((candidates[~removed], new))
-                if candidates.size == 0:
-                    break
-        return pixels[image[pixels]]
-
-
-def thin(mask: np.ndarray) -> np.ndarray:
-    """MATLAB's ``bwmorph(mask, 'thin', inf)`` (the parallel algorithm of Lam, Lee and Suen
-    1992, as scikit-image's ``thin``). Returns a new boolean array."""
-    thinner = _Thinner(mask.shape)
-    pixels = thinner.flat(*np.nonzero(mask))
-    thinner.add(pixels)
-    out = np.zeros(mask.shape, bool)
-    out[thinner.yx(thinner.thin(pixels))] = True
-    return out
 
 
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +68,7 @@ class _TruthWithin:
         self.index = np.full((truth.shape[0] + 2 * pad, truth.shape[1] + 2 * pad), -1, np.int64)
         self.index[self.ty + pad, self.tx + pad] = np.arange(self.ty.size)
         self.close = near(truth, radius)
+        self._hit: np.ndarray | None = None
 
     def partners(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """For each predicted pixel, the indices of the truth pixels within the radius
@@ -210,6 +97,18 @@ class _TruthWithin:
         predicted[ys + pad, xs + pad] = True
         around = predicted[self.ty[:, None] + pad + self.dy, self.tx[:, None] + pad + self.dx]
         return int(np.count_nonzero(around.any(axis=1)))
+
+    def relaxed_on_padded(self, pixels: np.ndarray, width: int, stamp: int) -> tuple[int, int]:
+        """(:meth:`correct`, :meth:`found`) of predicted pixels given as flat indices of an
+        image padded by 1 and ``width`` wide, as the thinning keeps them; ``stamp``: a
+        number no earlier call on this truth used (compiled, as the thinning)."""
+        from tinyseg_cli.metrics.thin_kernels import relaxed_counts
+
+        if self._hit is None:
+            self._hit = np.zeros(self.ty.size, np.int64)
+        return relaxed_counts(
+            pixels, width, self.close, self.index, self.reach, self.dy, self.dx, self._hit, stamp
+        )
 
     def matched(self, ys: np.ndarray, xs: np.ndarray) -> int:
         """The size of a maximum one-to-one matching of the predicted pixels to the truth
@@ -278,7 +177,7 @@ def tolerance_counts(
     order = positive[np.argsort(-levels.ravel()[positive].astype(np.int64), kind="stable")]
     ys_all, xs_all = np.divmod(order, levels.shape[1])
     above = at_or_above(levels, n_thresholds)
-    thinner = _Thinner(levels.shape) if thin_mode != "none" else None
+    thinner = Thinner(levels.shape) if thin_mode != "none" else None
     # the same pixels as padded flat indices, what the thinning works on
     flat_all = thinner.flat(ys_all, xs_all) if thinner else np.empty(0, np.int64)
     cnt_r, cnt_p, sum_p = (np.zeros(n_thresholds, np.int64) for _ in range(3))
@@ -287,12 +186,18 @@ def tolerance_counts(
         count = int(above[k])
         if count == 0:
             continue  # nothing reaches this threshold
-        ys, xs = ys_all[:count], xs_all[:count]
-        if thinner:
+        if thinner is None:
+            ys, xs = ys_all[:count], xs_all[:count]
+            sum_p[k] = count
+        else:
             thinner.add(flat_all[added:count])
             added = count
-            ys, xs = thinner.yx(thinner.thin(flat_all[:count]))
-        sum_p[k] = ys.size
+            kept = thinner.thin(flat_all[:count])
+            sum_p[k] = kept.size
+            if rule == "relaxed":
+                cnt_p[k], cnt_r[k] = within.relaxed_on_padded(kept, thinner.width, k + 1)
+                continue
+            ys, xs = thinner.yx(kept)
         if rule == "matched":
             cnt_r[k] = cnt_p[k] = within.matched(ys, xs)
         else:
