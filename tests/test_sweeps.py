@@ -144,6 +144,37 @@ def test_maximum_matching_keeps_the_pair_greedy_matching_loses():
     assert matched_pairs(pred, truth, 1.0) == 1  # A to Y is 1.41 > 1
 
 
+def test_maximum_matching_equals_scipys_on_random_pixels():
+    """Against scipy's maximum_bipartite_matching (another implementation, fast enough on
+    small random graphs) on pixels within 1 to 3.2 px, including a sequence on one truth
+    where pixels come and go, as thinning at falling thresholds makes them."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    def reference(pred: np.ndarray, truth: np.ndarray, radius: float) -> int:
+        (py, px), (ty, tx) = np.nonzero(pred), np.nonzero(truth)
+        near = np.hypot(py[:, None] - ty, px[:, None] - tx) <= radius
+        if not near.any():
+            return 0
+        pairs = maximum_bipartite_matching(csr_matrix(near.astype(np.int8)), perm_type="column")
+        return int(np.count_nonzero(pairs >= 0))
+
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        shape = (int(rng.integers(3, 25)), int(rng.integers(3, 25)))
+        pred = rng.random(shape) < rng.uniform(0.05, 0.6)
+        truth = rng.random(shape) < rng.uniform(0.05, 0.6)
+        radius = float(rng.choice([1.0, 1.5, 2.0, 3.2]))
+        assert matched_pairs(pred, truth, radius) == reference(pred, truth, radius)
+    from tinyseg_cli.metrics.tolerance import _TruthWithin
+
+    truth = rng.random((20, 20)) < 0.3
+    within = _TruthWithin(truth, 1.5)  # one truth, its last matching kept between calls
+    for _ in range(30):
+        pred = rng.random((20, 20)) < rng.uniform(0.05, 0.5)
+        assert within.matched(np.flatnonzero(pred)) == reference(pred, truth, 1.5)
+
+
 def test_thinning_as_bwmorph_thin():
     """A bar 3 pixels thick thins to its middle line; a cross keeps its arms."""
     bar = np.zeros((7, 12), bool)

@@ -7,7 +7,7 @@ whole image) and a sweep thins once per threshold. This one visits only pixels o
 boundary of what is left (a pixel can be removed only when a 4-neighbour is background), so
 its cost follows the pixels removed, not the image size times the passes; a sweep keeps the
 image and its neighbourhood codes and adds the pixels each lower threshold brings. The loops
-are compiled (:mod:`tinyseg_cli.metrics.thin_kernels`). (pyEdgeEval's Python thinning stops
+are compiled (:mod:`tinyseg_cli.metrics.tolerance_kernels`). (pyEdgeEval's Python thinning stops
 as soon as the first subiteration deletes nothing, leaving now and then a pixel the second
 would delete, so its counts can differ from these by a pair or two.)
 """
@@ -46,9 +46,9 @@ class Thinner:
     thins a copy, instead of rebuilding the image and its codes at every threshold."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
-        from tinyseg_cli.metrics import thin_kernels  # numba: only for what thins
+        from tinyseg_cli.metrics import tolerance_kernels  # numba: only for what thins
 
-        self._kernels = thin_kernels
+        self._kernels = tolerance_kernels
         self.height, self.width = shape[0] + 2, shape[1] + 2
         self.image = np.zeros(self.height * self.width, bool)
         self.code = np.zeros(self.height * self.width, np.uint8)
@@ -62,6 +62,10 @@ class Thinner:
     def yx(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unpadded (y, x) of padded flat indices."""
         return flat // self.width - 1, flat % self.width - 1
+
+    def unpadded(self, flat: np.ndarray) -> np.ndarray:
+        """Flat indices on the unpadded image of padded flat indices."""
+        return (flat // self.width - 1) * (self.width - 2) + flat % self.width - 1
 
     def add(self, pixels: np.ndarray) -> None:
         """Set new foreground pixels (padded flat indices, none set before)."""

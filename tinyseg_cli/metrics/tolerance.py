@@ -5,11 +5,12 @@ benchmarks count: a predicted pixel is right when a truth pixel lies within D (E
 Two rules. ``relaxed``: each side on its own (distance transforms, as the masonry and
 "relaxed" evaluators). ``matched``: one-to-one pairs within D, as the BSDS benchmark's
 ``correspondPixels`` makes them; here a maximum-cardinality bipartite matching, exact and
-deterministic where the benchmark's CSA with random outlier edges can lose a match. It is
-solved as a unit-capacity maximum flow (Dinic, ``scipy.sparse.csgraph.maximum_flow``), not
-with ``maximum_bipartite_matching``: that one's Hopcroft–Karp search never marks dead ends
-and takes exponential time on layered graphs (scipy issue #26147), which thin lines within a
-few pixels of each other are; one 480×320 CrackForest map took 27 s there and 3 ms here.
+deterministic where the benchmark's CSA with random outlier edges can lose a match:
+Hopcroft–Karp, compiled (:mod:`tinyseg_cli.metrics.tolerance_kernels`), each threshold of a
+sweep starting from the last one's pairs. Not scipy's ``maximum_bipartite_matching``: its
+Hopcroft–Karp search never marks dead ends and takes exponential time on layered graphs
+(scipy issue #26147), which thin lines within a few pixels of each other are; one 480×320
+CrackForest map took 27 s there and takes 7 ms here, truth and all.
 
 Predictions are thinned before counting as the benchmark thins them
 (:mod:`tinyseg_cli.metrics.thinning`).
@@ -21,8 +22,6 @@ import math
 
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_flow
 
 from tinyseg_cli.metrics.sweep import SweepCounts, at_or_above
 from tinyseg_cli.metrics.thinning import Thinner, thin
@@ -69,77 +68,47 @@ class _TruthWithin:
         self.index[self.ty + pad, self.tx + pad] = np.arange(self.ty.size)
         self.close = near(truth, radius)
         self._hit: np.ndarray | None = None
+        self._partner: np.ndarray | None = None  # the last matching, per truth pixel
+        self._slot = np.empty(0, np.int64)
 
-    def partners(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """For each predicted pixel, the indices of the truth pixels within the radius
-        (-1 where the disk holds none), one column per disk offset."""
-        pad = self.reach
-        return self.index[ys[:, None] + pad + self.dy, xs[:, None] + pad + self.dx]
-
-    def correct(self, ys: np.ndarray, xs: np.ndarray) -> int:
-        """Predicted pixels with a truth pixel within the radius."""
-        return int(np.count_nonzero(self.close[ys, xs]))
-
-    def found(self, ys: np.ndarray, xs: np.ndarray) -> int:
-        """Truth pixels with a predicted pixel within the radius (the disk walked from the
-        smaller side)."""
-        close = self.close[ys, xs]
-        ys, xs = ys[close], xs[close]  # only these can reach a truth pixel
-        if ys.size == 0:
-            return 0
-        pad = self.reach
-        if ys.size <= self.ty.size:
-            partners = self.partners(ys, xs)
-            hit = np.zeros(self.ty.size, bool)
-            hit[partners[partners >= 0]] = True
-            return int(np.count_nonzero(hit))
-        predicted = np.zeros(self.index.shape, bool)
-        predicted[ys + pad, xs + pad] = True
-        around = predicted[self.ty[:, None] + pad + self.dy, self.tx[:, None] + pad + self.dx]
-        return int(np.count_nonzero(around.any(axis=1)))
-
-    def relaxed_on_padded(self, pixels: np.ndarray, width: int, stamp: int) -> tuple[int, int]:
-        """(:meth:`correct`, :meth:`found`) of predicted pixels given as flat indices of an
-        image padded by 1 and ``width`` wide, as the thinning keeps them; ``stamp``: a
-        number no earlier call on this truth used (compiled, as the thinning)."""
-        from tinyseg_cli.metrics.thin_kernels import relaxed_counts
+    def relaxed(self, pixels: np.ndarray, stamp: int) -> tuple[int, int]:
+        """(predicted pixels with a truth pixel within the radius, truth pixels with a
+        predicted pixel within it) of predicted ``pixels`` (flat indices); ``stamp``: a
+        positive number no earlier call on this truth used."""
+        from tinyseg_cli.metrics.tolerance_kernels import relaxed_counts
 
         if self._hit is None:
             self._hit = np.zeros(self.ty.size, np.int64)
+        width = self.close.shape[1]
         return relaxed_counts(
             pixels, width, self.close, self.index, self.reach, self.dy, self.dx, self._hit, stamp
         )
 
-    def matched(self, ys: np.ndarray, xs: np.ndarray) -> int:
-        """The size of a maximum one-to-one matching of the predicted pixels to the truth
-        pixels within the radius."""
-        close = self.close[ys, xs]
-        ys, xs = ys[close], xs[close]  # the others have no partner
-        if ys.size == 0:
+    def matched(self, pixels: np.ndarray) -> int:
+        """The size of a maximum one-to-one matching of predicted ``pixels`` (flat indices)
+        to the truth pixels within the radius. Each call starts from the last call's
+        matching (its pairs whose predicted pixel is still given), so a sweep's thresholds,
+        which mostly keep the last one's pixels, extend it instead of matching from nothing."""
+        from tinyseg_cli.metrics.tolerance_kernels import maximum_matching
+
+        pixels = pixels[self.close.ravel()[pixels]]  # the others have no partner
+        if pixels.size == 0:
             return 0
-        partners = self.partners(ys, xs)
-        edges = partners >= 0
-        n_pred, n_truth = ys.size, self.ty.size
-        # a flow network in CSR rows: predicted pixels (an arc to each truth pixel within
-        # the radius), truth pixels (an arc to the sink), the source (an arc to each
-        # predicted pixel), the sink; every arc has capacity 1
-        source, sink = n_pred + n_truth, n_pred + n_truth + 1
-        arcs_per_row = np.concatenate((edges.sum(axis=1), np.ones(n_truth, np.int64), [n_pred, 0]))
-        heads = np.concatenate(
-            (n_pred + partners[edges], np.full(n_truth, sink), np.arange(n_pred))
+        if self._partner is None:
+            self._partner = np.full(self.ty.size, -1, np.int64)
+            self._slot = np.full(self.close.size, -1, np.int64)
+        width = self.close.shape[1]
+        return int(
+            maximum_matching(
+                pixels, width, self.index, self.reach, self.dy, self.dx, self._partner, self._slot
+            )
         )
-        indptr = np.concatenate(([0], np.cumsum(arcs_per_row)))
-        network = csr_matrix(
-            (np.ones(heads.size, np.int32), heads.astype(np.int32), indptr.astype(np.int32)),
-            shape=(sink + 1, sink + 1),
-        )
-        return int(maximum_flow(network, source, sink, method="dinic").flow_value)
 
 
 def matched_pairs(pred: np.ndarray, truth: np.ndarray, radius: float) -> int:
     """The size of a maximum one-to-one matching of predicted to truth pixels within
     ``radius`` (no matching within the radius has more pairs)."""
-    return _TruthWithin(truth, radius).matched(*np.nonzero(pred))
+    return _TruthWithin(truth, radius).matched(np.flatnonzero(pred))
 
 
 def tolerance_counts(
@@ -175,34 +144,26 @@ def tolerance_counts(
     # the predicted pixels, highest level first: each threshold's predicted set is a prefix
     positive = np.flatnonzero(levels)
     order = positive[np.argsort(-levels.ravel()[positive].astype(np.int64), kind="stable")]
-    ys_all, xs_all = np.divmod(order, levels.shape[1])
     above = at_or_above(levels, n_thresholds)
     thinner = Thinner(levels.shape) if thin_mode != "none" else None
-    # the same pixels as padded flat indices, what the thinning works on
-    flat_all = thinner.flat(ys_all, xs_all) if thinner else np.empty(0, np.int64)
+    # the same pixels as the thinning's (padded) flat indices
+    padded = thinner.flat(*np.divmod(order, levels.shape[1])) if thinner else order
     cnt_r, cnt_p, sum_p = (np.zeros(n_thresholds, np.int64) for _ in range(3))
     added = 0
     for k in range(n_thresholds - 1, -1, -1):
         count = int(above[k])
         if count == 0:
             continue  # nothing reaches this threshold
-        if thinner is None:
-            ys, xs = ys_all[:count], xs_all[:count]
-            sum_p[k] = count
-        else:
-            thinner.add(flat_all[added:count])
+        pixels = order[:count]
+        if thinner is not None:
+            thinner.add(padded[added:count])
             added = count
-            kept = thinner.thin(flat_all[:count])
-            sum_p[k] = kept.size
-            if rule == "relaxed":
-                cnt_p[k], cnt_r[k] = within.relaxed_on_padded(kept, thinner.width, k + 1)
-                continue
-            ys, xs = thinner.yx(kept)
+            pixels = thinner.unpadded(thinner.thin(padded[:count]))
+        sum_p[k] = pixels.size
         if rule == "matched":
-            cnt_r[k] = cnt_p[k] = within.matched(ys, xs)
+            cnt_r[k] = cnt_p[k] = within.matched(pixels)
         else:
-            cnt_p[k] = within.correct(ys, xs)
-            cnt_r[k] = within.found(ys, xs)
+            cnt_p[k], cnt_r[k] = within.relaxed(pixels, stamp=k + 1)
     return SweepCounts(cnt_r, np.full(n_thresholds, truth_total, np.int64), cnt_p, sum_p)
 
 
