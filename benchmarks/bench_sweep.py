@@ -190,7 +190,7 @@ def run(quick: bool = False) -> Section:
         ("same thinned pixels: matched / pyEdgeEval matches, lowest", same_low),
         ("same thinned pixels: |matched - pyEdgeEval| / pyEdgeEval, largest", same_diff),
         ("end to end: |matched - pyEdgeEval| / pyEdgeEval, largest", worst_diff),
-        ("thinning kernels' start-up, once per process (s)", startup),
+        ("tolerance kernels' start-up, once per process (s)", startup),
         ("ODS difference", abs(mine.ods.f - theirs.ods.f)),
         ("OIS difference", abs(mine.ois.f - theirs.ois.f)),
         ("AP difference", abs(mine.ap - theirs.ap)),

@@ -289,6 +289,30 @@ def test_a_thresholds_table_piped_into_score_counts(tmp_path: Path):
     assert crack["ods"] == pytest.approx(8 / 11) and crack["ods_threshold"] == pytest.approx(0.2)
 
 
+def test_tolerance_sweeps_through_the_cli_in_two_workers(tmp_path: Path, monkeypatch):
+    """The 5×5 case within 1 px, image b its mirror (the same counts): two worker processes
+    each sweep an image, compiling the tolerance kernels at the same time into one empty
+    cache. Relaxed (by hand above): found 5 5 3 of 5, right 5 4 2 of 6 5 3; matched: 5 4 2
+    pairs."""
+    truth, pred = write_case(tmp_path)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))
+    for rule, found, right in (
+        ("relaxed", [5, 5, 3], [5, 4, 2]),
+        ("matched", [5, 4, 2], [5, 4, 2]),
+    ):
+        out = tmp_path / f"{rule}.parquet"
+        done = run_tinyseg(
+            "score", "--truth", truth, "--pred", pred, "--thresholds", "0.2,0.5,0.75",
+            "--classes", "bg,crack", "--tolerance", "1", "--tolerance-rule", rule,
+            "--thin", "none", "-j", "2", "-q", "--sweep-out", out,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        for image in ("a", "b"):
+            rows = [r for r in pq.read_table(out).to_pylist() if r["sample_id"] == image]
+            assert [r["cnt_r"] for r in rows] == found and [r["sum_r"] for r in rows] == [5] * 3
+            assert [r["cnt_p"] for r in rows] == right and [r["sum_p"] for r in rows] == [6, 5, 3]
+
+
 def test_sweep_usage_errors(cli, tmp_path: Path):
     truth, pred = write_case(tmp_path)
     base = ("score", "--truth", truth, "--pred", pred)

@@ -143,7 +143,10 @@ def tolerance_counts(
     within = _TruthWithin(truth, radius)
     # the predicted pixels, highest level first: each threshold's predicted set is a prefix
     positive = np.flatnonzero(levels)
-    order = positive[np.argsort(-levels.ravel()[positive].astype(np.int64), kind="stable")]
+    # (a stable sort of 16-bit keys is a radix sort, 4x faster than of 64-bit ones)
+    key_type = np.uint16 if n_thresholds < 2**16 else np.int64
+    falling = (n_thresholds - levels.ravel()[positive]).astype(key_type)
+    order = positive[np.argsort(falling, kind="stable")]
     above = at_or_above(levels, n_thresholds)
     thinner = Thinner(levels.shape) if thin_mode != "none" else None
     # the same pixels as the thinning's (padded) flat indices
