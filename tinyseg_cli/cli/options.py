@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -111,6 +111,20 @@ Shard = Annotated[
         metavar="K/N",
     ),
 ]
+
+
+Parsed = TypeVar("Parsed")
+
+
+def parsed(text: str | None, parse: Callable[[str], Parsed], option: str) -> Parsed | None:
+    """An option's value through its parser (None stays None); the parser's ValueError is a
+    usage error naming the option (exit 2)."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def parse_shard(value: str | None) -> tuple[int, int]:

@@ -19,6 +19,7 @@ Predictions are thinned before counting as the benchmark thins them
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import numpy as np
 from scipy import ndimage
@@ -26,8 +27,20 @@ from scipy import ndimage
 from tinyseg_cli.metrics.sweep import SweepCounts, at_or_above
 from tinyseg_cli.metrics.thinning import Thinner, thin
 
-RULES = ("relaxed", "matched")
-THIN = ("pred", "both", "none")
+
+class Rule(StrEnum):
+    """How predicted and truth pixels within the tolerance count (``--tolerance-rule``)."""
+
+    relaxed = "relaxed"
+    matched = "matched"
+
+
+class ThinMode(StrEnum):
+    """What is thinned before counting (``--thin``)."""
+
+    pred = "pred"
+    both = "both"
+    none = "none"
 
 
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:

@@ -60,10 +60,8 @@ from tinyseg_cli.commands.score.sources import (
 from tinyseg_cli.commands.score.summary import print_summary
 from tinyseg_cli.commands.score.sweep_run import (
     PerImageMean,
-    Rule,
     SweepOut,
     Thin,
-    ThinMode,
     Thresholds,
     ToleranceOption,
     ToleranceRule,
@@ -78,6 +76,7 @@ from tinyseg_cli.io.provenance import provenance
 from tinyseg_cli.io.tables import (
     write_table,
 )
+from tinyseg_cli.metrics.tolerance import Rule, ThinMode
 from tinyseg_cli.runtime.parallel import default_jobs
 from tinyseg_cli.scoring.class_maps import predictions_class_map, scored_classes
 from tinyseg_cli.scoring.pairs import CountOptions, classes_of_inputs

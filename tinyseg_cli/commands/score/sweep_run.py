@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from tinyseg_cli.io.classmap import ClassMap
 from tinyseg_cli.io.palette import Palette
 from tinyseg_cli.io.tables import file_schema, read_table, write_table
 from tinyseg_cli.metrics.sweep import SweepSummary, parse_thresholds
+from tinyseg_cli.metrics.tolerance import Rule, ThinMode
 from tinyseg_cli.scoring.sweep_tables import SweepSet, is_sweep_table, sweep_table
 
 # -- options --------------------------------------------------------------------------------
@@ -52,17 +52,6 @@ ToleranceOption = Annotated[
         rich_help_panel=SWEEP,
     ),
 ]
-
-
-class Rule(StrEnum):
-    relaxed = "relaxed"
-    matched = "matched"
-
-
-class ThinMode(StrEnum):
-    pred = "pred"
-    both = "both"
-    none = "none"
 
 
 ToleranceRule = Annotated[

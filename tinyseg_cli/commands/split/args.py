@@ -8,9 +8,9 @@ from typing import Any, NoReturn
 
 import typer
 
+from tinyseg_cli.cli.options import parsed
 from tinyseg_cli.commands.split.folders import FolderLayout, parse_class_pattern
 from tinyseg_cli.commands.split.run import SplitRequest
-from tinyseg_cli.prep.splits import parse_ratios, parse_region
 
 
 def reject_with_check(given: dict[str, Any]) -> None:
@@ -101,24 +101,6 @@ def _usage(message: str, option: str | None = None) -> NoReturn:
     raise typer.BadParameter(message, param_hint=option)
 
 
-def ratios_of(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return parse_ratios(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--ratios") from None
-
-
-def region_of(text: str | None) -> tuple[str, float] | None:
-    if text is None:
-        return None
-    try:
-        return parse_region(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--region") from None
-
-
 def folder_layout(
     from_dir: str | None,
     masks: str | None,
@@ -138,10 +120,7 @@ def folder_layout(
     for name in background or []:
         if not name or "/" in name:
             _usage(f"{name!r} is not a folder name", "--background-folder")
-    try:
-        pattern = parse_class_pattern(class_from_folder) if class_from_folder else None
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--class-from-folder") from None
+    pattern = parsed(class_from_folder or None, parse_class_pattern, "--class-from-folder")
     return FolderLayout(
         Path(from_dir),  # type: ignore[arg-type]
         Path(masks) if masks else None,

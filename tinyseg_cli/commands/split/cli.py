@@ -21,13 +21,12 @@ from tinyseg_cli.cli.options import (
     Quiet,
     Seed,
     Verbose,
+    parsed,
     single_stdout,
 )
 from tinyseg_cli.commands.split.args import (
     check_usage,
     folder_layout,
-    ratios_of,
-    region_of,
     reject_with_check,
     split_mode,
 )
@@ -46,6 +45,7 @@ from tinyseg_cli.io.palette import load_palette
 from tinyseg_cli.io.provenance import provenance
 from tinyseg_cli.io.tables import write_table
 from tinyseg_cli.prep.folds import Plan
+from tinyseg_cli.prep.splits import parse_ratios, parse_region
 from tinyseg_cli.runtime.parallel import default_jobs
 
 # MVTec AD's layout: test/<defect>/NNN.png, truth/<defect>/NNN_mask.png, test/good/ without
@@ -317,8 +317,8 @@ def split(
         folder_layout(from_dir, masks, class_from_folder, background_folder, mask_suffix),
         mask_suffix,
         mask_threshold,
-        Plan(ratios_of(ratios), folds, val_fraction, stratify, seed),
-        region_of(region),
+        Plan(parsed(ratios, parse_ratios, "--ratios"), folds, val_fraction, stratify, seed),
+        parsed(region, parse_region, "--region"),
         test_ids,
         group,
         fold,

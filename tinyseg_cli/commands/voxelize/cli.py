@@ -21,6 +21,7 @@ from tinyseg_cli.cli.options import (
     Verbose,
     output_dir,
     parse_shard,
+    parsed,
 )
 from tinyseg_cli.commands.voxelize import run as steps
 from tinyseg_cli.commands.voxelize.reader import parse_features, read_scene_splits
@@ -34,7 +35,7 @@ from tinyseg_cli.commands.voxelize.run import (
 from tinyseg_cli.io.atomic import check_output_dir, check_outputs
 from tinyseg_cli.io.classmap import parse_class_map
 from tinyseg_cli.io.label_map import parse_label_map
-from tinyseg_cli.io.las_meta import Unit, parse_unit
+from tinyseg_cli.io.las_meta import parse_unit
 from tinyseg_cli.io.provenance import provenance
 
 EXAMPLES = """\
@@ -257,7 +258,7 @@ def voxelize(
         splits=read_scene_splits(splits, tuple(SplitName)) if splits is not None else None,
         val_every=val_every,
         region=held_out,
-        units=_units(units),
+        units=parsed(units, parse_unit, "--units"),
     )
     check_output_dir(output)
     check_outputs(
@@ -313,15 +314,6 @@ def _held_out_option(
             param_hint="--region",
         )
     return side, fraction
-
-
-def _units(text: str | None) -> Unit | None:
-    if text is None:
-        return None
-    try:
-        return parse_unit(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--units") from None
 
 
 def _check_usage(
